@@ -1,0 +1,33 @@
+# Two commands for a fresh machine:  `make run`  and  `make test`.
+# Each creates .venv if it is missing. torch is pinned to the CPU build first so that
+# resolving `torch>=2.1` never downloads a CUDA build.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+OUTPUT ?= transferkit-output
+
+.PHONY: run test lint bench clean
+
+$(BIN)/transferkit: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+run: $(BIN)/transferkit
+	$(BIN)/transferkit run --output $(OUTPUT)
+
+test: $(BIN)/transferkit
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q -n 2 -m "not slow"
+
+lint: $(BIN)/transferkit
+	$(BIN)/ruff check src tests benchmarks
+
+bench: $(BIN)/transferkit
+	$(BIN)/python benchmarks/bench_instance.py
+
+clean:
+	rm -rf $(VENV) $(OUTPUT) .pytest_cache

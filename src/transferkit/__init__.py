@@ -1,0 +1,38 @@
+"""transferkit: transfer learning that tells you whether it helped.
+
+>>> import transferkit as tk
+>>> Xs, ys, Xt, yt = tk.datasets.make_two_moons_shift()
+>>> m = tk.instance.KLIEP().fit(Xs, ys, Xt)          # doctest: +SKIP
+>>> m.score(Xt, yt)                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from . import datasets, errors
+from .base import TransferEstimator
+from .errors import TransferkitError
+from .registry import get_method, make, methods
+
+__version__ = "0.1.0"
+
+__all__ = ["datasets", "errors", "instance", "baselines", "nn", "TransferEstimator",
+           "TransferkitError", "methods", "make", "get_method", "load", "__version__"]
+
+_LAZY = {"instance", "baselines", "nn", "report", "io"}
+
+
+def __getattr__(name: str) -> Any:
+    # Families import torch or matplotlib lazily, so `import transferkit` stays light.
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'transferkit' has no attribute {name!r}")
+
+
+def load(path: str) -> Any:
+    """Load a model saved with ``model.save(path)``; nothing in the folder can run code."""
+    from .io import load as _load
+
+    return _load(path)

@@ -1,0 +1,1 @@
+"""Baselines every comparison needs: source-only, target-only, source+target."""
