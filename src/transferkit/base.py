@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import accuracy_score, r2_score
 
+from ._random import seed_from
 from ._validation import CLASSIFICATION, REGRESSION, DomainData, check_domains, check_X, check_y
 from .errors import NotFittedError, UnsupportedTaskError
 
@@ -43,15 +44,8 @@ def make_base_estimator(estimator: Any, task: str, random_state: Any = None) -> 
         est = clone(estimator)
     if random_state is not None and "random_state" in est.get_params(deep=False):
         if est.get_params(deep=False)["random_state"] is None:
-            est.set_params(random_state=_derive_seed(random_state))
+            est.set_params(random_state=seed_from(random_state))
     return est
-
-
-def _derive_seed(random_state: Any) -> int:
-    if isinstance(random_state, (int, np.integer)):
-        return int(random_state)
-    return int(np.random.default_rng(random_state).integers(2**31 - 1)) if not hasattr(
-        random_state, "randint") else int(random_state.randint(2**31 - 1))
 
 
 def _is_torch_module(obj: Any) -> bool:

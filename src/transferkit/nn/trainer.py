@@ -12,9 +12,10 @@ import math
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 from torch import nn
+
+from .._random import seed_from
 
 __all__ = ["Trainer", "TrainTask", "resolve_device", "seed_from"]
 
@@ -42,17 +43,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def seed_from(random_state: Any) -> int:
-    """An integer seed from ``None`` (fresh entropy), an int or a NumPy generator."""
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1)[0])
-    if isinstance(random_state, (int, np.integer)):
-        return int(random_state)
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(2**31 - 1))
-    return int(np.random.default_rng(random_state).integers(2**31 - 1))
 
 
 @contextlib.contextmanager
