@@ -186,7 +186,7 @@ def test_kmm_exact_and_nystrom_agree():
                                     {"tol": 0.0}, {"n_components": 1.5}])
 def test_kmm_rejects_bad_hyper_parameters(params):
     Xs, Xt, _ = _shift(2, n=50)
-    with pytest.raises(errors.InputError):
+    with pytest.raises(errors.ParameterError):
         KMM(**params).fit_weights(Xs, Xt)
 
 
@@ -233,7 +233,7 @@ def test_nnw_more_neighbours_smooth_the_estimate():
                                     {"smoothing": -1.0}])
 def test_nnw_rejects_bad_hyper_parameters(params):
     Xs, Xt, _ = _shift(2, n=50)
-    with pytest.raises(errors.InputError):
+    with pytest.raises(errors.ParameterError):
         NearestNeighborsWeighting(**params).fit_weights(Xs, Xt)
 
 
@@ -257,12 +257,12 @@ def test_classifier_cross_fitting_options():
         assert spearmanr(w, ratio(Xs))[0] > 0.8
     custom = ClassifierWeighting(classifier=LogisticRegression(), random_state=0)
     assert spearmanr(custom.fit_weights(Xs, Xt), ratio(Xs))[0] > 0.5
-    with pytest.raises(errors.InputError):
+    with pytest.raises(errors.ParameterError):
         ClassifierWeighting(cv=ShuffleSplit(2, random_state=0)).fit_weights(Xs, Xt)
     with pytest.raises(errors.InputError):
         ClassifierWeighting(classifier=LinearSVC()).fit_weights(Xs, Xt)
     for clip in (0.0, 0.5):
-        with pytest.raises(errors.InputError):
+        with pytest.raises(errors.ParameterError):
             ClassifierWeighting(clip=clip).fit_weights(Xs, Xt)
 
 

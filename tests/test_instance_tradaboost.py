@@ -10,7 +10,12 @@ from sklearn.dummy import DummyClassifier
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from transferkit.datasets import make_covariate_shift, make_two_moons_shift
-from transferkit.errors import InputError, MissingTargetLabelsError, UnsupportedTaskError
+from transferkit.errors import (
+    InputError,
+    MissingTargetLabelsError,
+    ParameterError,
+    UnsupportedTaskError,
+)
 from transferkit.instance.tradaboost import (
     TrAdaBoost,
     TrAdaBoostR2,
@@ -185,9 +190,9 @@ def test_wrong_task_and_bad_parameters_raise():
     Xc, yc, Xtc, ytc = make_covariate_shift(60, 30)
     with pytest.raises(UnsupportedTaskError):
         TrAdaBoostR2().fit(Xc, yc, Xtc, _partial(ytc.astype(float), np.arange(5)))
-    with pytest.raises(InputError):
+    with pytest.raises(ParameterError):
         TrAdaBoostR2(loss="huber").fit(Xs, ys, Xt, yp)
-    with pytest.raises(InputError):
+    with pytest.raises(ParameterError):
         TrAdaBoost(n_estimators=0).fit(Xc, yc, Xtc, _partial(ytc.astype(float), np.arange(5)))
     with pytest.raises(InputError):  # cross-validation needs two labelled target samples
         TwoStageTrAdaBoostR2().fit(Xs, ys, Xt, _partial(yt, np.arange(1)))

@@ -31,8 +31,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'transferkit' has no attribute {name!r}")
 
 
-def load(path: str) -> Any:
-    """Load a model saved with ``model.save(path)``; nothing in the folder can run code."""
+def load(path: str, modules: Any = None, trusted: Any = None) -> Any:
+    """Load a model saved with ``model.save(path)``; nothing in the folder can run code.
+
+    ``modules`` supplies fresh instances of user-defined torch modules; ``trusted`` names
+    extra scikit-learn-compatible types you trust (see :func:`transferkit.io.load`).
+    """
     from .io import load as _load
 
-    return _load(path)
+    return _load(path, modules=modules, trusted=trusted)

@@ -23,6 +23,7 @@ __all__ = [
     "UnsupportedTaskError",
     "NotFittedError",
     "LoadError",
+    "ParameterError",
 ]
 
 
@@ -76,3 +77,7 @@ class NotFittedError(TransferkitError, _SkNotFittedError):
 
 class LoadError(TransferkitError):
     """A saved model folder is missing, corrupt or written by an incompatible version."""
+
+
+class ParameterError(TransferkitError):
+    """A hyper-parameter has a value the method cannot use."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from .._validation import DomainData, check_X
 from ..base import TransferEstimator, fit_weighted, make_base_estimator
-from ..errors import FeatureMismatchError, NotFittedError
+from ..errors import FeatureMismatchError, InputError, NotFittedError
 
 
 class BaseReweighting(TransferEstimator):
@@ -49,7 +49,13 @@ class BaseReweighting(TransferEstimator):
         self.n_features_in_ = Xs.shape[1]
         w = np.asarray(self._fit_weights(Xs, Xt), dtype=np.float64).ravel()
         w = np.maximum(w, 0.0)
-        self._weight_scale = 1.0 / w.mean() if w.mean() > 0 else 1.0
+        if not np.isfinite(w).all() or w.sum() <= 0:
+            raise InputError(
+                f"{type(self).__name__} gave every source sample zero (or non-finite) weight: "
+                "the domains barely overlap at this kernel width; try larger widths or check "
+                "that source and target measure the same features on the same scale."
+            )
+        self._weight_scale = 1.0 / w.mean()
         self.weights_ = w * self._weight_scale
         return self.weights_
 

@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
-from ..errors import InputError
+from ..errors import InputError, ParameterError
 from ..registry import register
 from ._base import BaseReweighting
 from ._kernels import median_distance
@@ -145,7 +145,8 @@ class ClassifierWeighting(BaseReweighting):
             return None
         if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):
             if cv < 1:
-                raise InputError(f"cv must be None, a positive integer or a splitter; got {cv}.")
+                raise ParameterError(
+                    f"cv must be None, a positive integer or a splitter; got {cv}.")
             if min(np.bincount(y.astype(np.int64))) < cv:
                 raise InputError(
                     f"cv={cv} folds need at least {cv} samples in each domain; lower cv."
@@ -153,7 +154,7 @@ class ClassifierWeighting(BaseReweighting):
             return list(StratifiedKFold(int(cv), shuffle=True, random_state=seed).split(X, y))
         if hasattr(cv, "split"):
             return list(cv.split(X, y))
-        raise InputError(f"cv must be None, a positive integer or a splitter; got {cv!r}.")
+        raise ParameterError(f"cv must be None, a positive integer or a splitter; got {cv!r}.")
 
     def _target_proba(self, clf: Any, X: np.ndarray) -> np.ndarray:
         # Orientation matters: take the column of class 1 (= target), wherever it sits.
@@ -163,7 +164,7 @@ class ClassifierWeighting(BaseReweighting):
     def _fit_weights(self, Xs: np.ndarray, Xt: np.ndarray) -> np.ndarray:
         clip = float(self.clip)
         if not (0.0 < clip < 0.5):
-            raise InputError(f"clip must be in (0, 0.5); got {self.clip!r}.")
+            raise ParameterError(f"clip must be in (0, 0.5); got {self.clip!r}.")
         if self.classifier is not None and not hasattr(self.classifier, "predict_proba"):
             raise InputError(
                 f"classifier {type(self.classifier).__name__} has no predict_proba; pass a "
@@ -186,7 +187,7 @@ class ClassifierWeighting(BaseReweighting):
                     clf = clone(base).fit(X[train], y[train])
                     proba[test] = self._target_proba(clf, X[test])
                 if np.isnan(proba[:ns]).any():
-                    raise InputError(
+                    raise ParameterError(
                         "the cv splitter left some source points out of every test fold; "
                         "use a partition such as KFold or StratifiedKFold."
                     )

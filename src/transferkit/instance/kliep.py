@@ -13,7 +13,7 @@ from sklearn.model_selection import KFold
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
-from ..errors import InputError, TransferkitError
+from ..errors import InputError, ParameterError
 from ..registry import register
 from ._base import BaseReweighting
 from ._kernels import median_distance, sq_dists
@@ -30,7 +30,7 @@ def _check_sigmas(sigmas: Any, default_scale: float) -> np.ndarray:
         return default_scale * np.asarray(_DEFAULT_SIGMA_FACTORS)
     arr = np.atleast_1d(np.asarray(sigmas, dtype=np.float64)).ravel()
     if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise TransferkitError(
+        raise ParameterError(
             f"sigmas must be positive finite kernel widths (got {sigmas!r}); pass e.g. "
             "sigmas=[0.1, 1, 10], or None for a grid around the median distance."
         )
@@ -39,7 +39,7 @@ def _check_sigmas(sigmas: Any, default_scale: float) -> np.ndarray:
 
 def _check_int(value: Any, name: str, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise TransferkitError(f"{name} must be an integer >= {low}; got {value!r}.")
+        raise ParameterError(f"{name} must be an integer >= {low}; got {value!r}.")
     return int(value)
 
 
@@ -268,7 +268,7 @@ class KLIEP(BaseReweighting):
         cv = _check_int(self.cv, "cv", 2)
         max_iter = _check_int(self.max_iter, "max_iter", 1)
         if not (isinstance(self.tol, (int, float, np.number)) and self.tol > 0):
-            raise TransferkitError(f"tol must be a positive number; got {self.tol!r}.")
+            raise ParameterError(f"tol must be a positive number; got {self.tol!r}.")
         rng = check_random_state(self.random_state)
         scale = (median_distance(Xs, Xt, random_state=rng.randint(2**31 - 1))
                  if self.sigmas is None else 1.0)

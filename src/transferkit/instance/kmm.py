@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ..errors import InputError
+from ..errors import ParameterError
 from ..registry import register
 from ._base import BaseReweighting
 from ._kernels import median_distance, sq_dists
@@ -351,28 +351,28 @@ class KMM(BaseReweighting):
     def _check_params(self, n_source: int) -> tuple[float, float, float]:
         B = float(self.B)
         if not np.isfinite(B) or B <= 0:
-            raise InputError(f"B must be a positive number; got {self.B!r}.")
+            raise ParameterError(f"B must be a positive number; got {self.B!r}.")
         eps = (np.sqrt(n_source) - 1.0) / np.sqrt(n_source) if self.eps is None \
             else float(self.eps)
         if not np.isfinite(eps) or eps < 0:
-            raise InputError(f"eps must be a non-negative number or None; got {self.eps!r}.")
+            raise ParameterError(f"eps must be a non-negative number or None; got {self.eps!r}.")
         if B < 1.0 - eps:
-            raise InputError(
+            raise ParameterError(
                 f"the constraints are infeasible: the weights must sum to at least "
                 f"n_source * (1 - eps) = {n_source * (1 - eps):.4g} but B = {B:g} allows at "
                 f"most {n_source * B:.4g}; raise B or eps."
             )
         reg = float(self.reg)
         if not np.isfinite(reg) or reg < 0:
-            raise InputError(f"reg must be a non-negative number; got {self.reg!r}.")
+            raise ParameterError(f"reg must be a non-negative number; got {self.reg!r}.")
         for name in ("max_iter", "max_exact", "n_components"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InputError(f"{name} must be a positive integer; got {value!r}.")
+                raise ParameterError(f"{name} must be a positive integer; got {value!r}.")
         if not (np.isfinite(self.tol) and self.tol > 0):
-            raise InputError(f"tol must be a positive number; got {self.tol!r}.")
+            raise ParameterError(f"tol must be a positive number; got {self.tol!r}.")
         if self.sigma is not None and not (np.isfinite(self.sigma) and self.sigma > 0):
-            raise InputError(f"sigma must be a positive number or None; got {self.sigma!r}.")
+            raise ParameterError(f"sigma must be a positive number or None; got {self.sigma!r}.")
         return B, eps, reg
 
     # ------------------------------------------------------------------ hooks

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve, eigh
 from sklearn.utils import check_random_state
 
-from ..errors import InputError, TransferkitError
+from ..errors import InputError, ParameterError
 from ..registry import register
 from ._base import BaseReweighting
 from ._kernels import median_distance, sq_dists
@@ -104,7 +104,7 @@ def _rulsif(Xs: np.ndarray, Xt: np.ndarray, alpha: float, sigmas: Any, lambdas: 
     lambdas = _DEFAULT_LAMBDAS if lambdas is None else np.atleast_1d(
         np.asarray(lambdas, dtype=np.float64)).ravel()
     if lambdas.size == 0 or not np.all(np.isfinite(lambdas)) or np.any(lambdas <= 0):
-        raise TransferkitError(
+        raise ParameterError(
             f"lambdas must be positive finite ridge parameters (got {lambdas!r}); pass "
             "e.g. lambdas=[0.01, 0.1, 1], or None for a log grid."
         )
@@ -313,7 +313,7 @@ class RULSIF(_LSIFBase):
     def _relative_alpha(self) -> float:
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float, np.number)) \
                 or not 0.0 <= self.alpha < 1.0:
-            raise TransferkitError(
+            raise ParameterError(
                 f"alpha must be a number in [0, 1); got {self.alpha!r} (0 gives uLSIF).")
         return float(self.alpha)
 

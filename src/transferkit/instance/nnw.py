@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from ..errors import InputError
+from ..errors import ParameterError
 from ..registry import register
 from ._base import BaseReweighting
 
@@ -90,14 +90,15 @@ class NearestNeighborsWeighting(BaseReweighting):
     def _fit_weights(self, Xs: np.ndarray, Xt: np.ndarray) -> np.ndarray:
         k = self.n_neighbors
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"n_neighbors must be a positive integer; got {k!r}.")
+            raise ParameterError(f"n_neighbors must be a positive integer; got {k!r}.")
         if k > len(Xs):
-            raise InputError(
+            raise ParameterError(
                 f"n_neighbors={k} exceeds the {len(Xs)} source samples; lower it."
             )
         alpha = float(self.smoothing)
         if not np.isfinite(alpha) or alpha < 0:
-            raise InputError(f"smoothing must be a non-negative number; got {self.smoothing!r}.")
+            raise ParameterError(
+                f"smoothing must be a non-negative number; got {self.smoothing!r}.")
         self.nn_ = NearestNeighbors(n_neighbors=int(k), metric=self.metric,
                                     n_jobs=self.n_jobs).fit(Xs)
         idx = self.nn_.kneighbors(Xt, return_distance=False)

@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 
 from .._validation import CLASSIFICATION, REGRESSION, DomainData
 from ..base import TransferEstimator, fit_weighted, make_base_estimator
-from ..errors import InputError
+from ..errors import InputError, ParameterError
 from ..registry import register
 
 __all__ = ["TrAdaBoost", "TrAdaBoostR2", "TwoStageTrAdaBoostR2"]
@@ -126,12 +126,12 @@ def _median_predict(estimators: list, alphas: np.ndarray, X: np.ndarray) -> np.n
 
 def _check_params(est: Any) -> None:
     if not isinstance(est.n_estimators, (int, np.integer)) or est.n_estimators < 1:
-        raise InputError(f"n_estimators must be a positive integer, got {est.n_estimators!r}.")
+        raise ParameterError(f"n_estimators must be a positive integer, got {est.n_estimators!r}.")
     if not np.isscalar(est.lr) or not est.lr > 0:
-        raise InputError(f"lr must be a positive number, got {est.lr!r}.")
+        raise ParameterError(f"lr must be a positive number, got {est.lr!r}.")
     loss = getattr(est, "loss", "linear")
     if loss not in _LOSSES:
-        raise InputError(f"loss must be one of {_LOSSES}, got {loss!r}.")
+        raise ParameterError(f"loss must be one of {_LOSSES}, got {loss!r}.")
 
 
 class _TransferBoostBase(TransferEstimator):
@@ -431,7 +431,7 @@ class TwoStageTrAdaBoostR2(_TransferBoostBase):
         for name, low in (("n_steps", 1), ("cv", 2)):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < low:
-                raise InputError(f"{name} must be an integer >= {low}, got {v!r}.")
+                raise ParameterError(f"{name} must be an integer >= {low}, got {v!r}.")
         n_s, n_t = data.Xs.shape[0], data.n_labeled
         if n_t < 2:
             raise InputError("TwoStageTrAdaBoostR2 cross-validates on the labelled target and "

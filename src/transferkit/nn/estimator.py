@@ -223,6 +223,12 @@ class TorchEstimator(BaseEstimator):
             return self.classes_[self.predict_proba(X).argmax(1)]
         return self._forward(X).ravel() * self.y_scale_ + self.y_mean_
 
+    def save(self, path: str) -> None:
+        """Save to folder ``path`` (JSON + safetensors; see :func:`transferkit.io.save`)."""
+        from ..io import save
+
+        save(self, path)
+
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         from sklearn.metrics import accuracy_score, r2_score
 
