@@ -1,0 +1,42 @@
+"""Layers the adaptation methods share."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class _ReverseGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, coeff: float) -> torch.Tensor:
+        ctx.coeff = coeff
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return -ctx.coeff * grad, None
+
+
+def grad_reverse(x: torch.Tensor, coeff: float = 1.0) -> torch.Tensor:
+    """Identity forward, gradient multiplied by ``-coeff`` backward (Ganin & Lempitsky 2015).
+
+    Placed between a feature extractor and a domain discriminator, one backward pass
+    trains the discriminator to separate the domains and the extractor to confuse it.
+    """
+    return _ReverseGrad.apply(x, float(coeff))
+
+
+class GradientReversal(nn.Module):
+    """Module form of :func:`grad_reverse` with a settable coefficient."""
+
+    def __init__(self, coeff: float = 1.0) -> None:
+        super().__init__()
+        self.coeff = coeff
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return grad_reverse(x, self.coeff)
+
+
+def ganin_schedule(progress: float, gamma: float = 10.0) -> float:
+    """λ_p = 2 / (1 + exp(-γ p)) - 1: ramps the adversarial weight from 0 to 1 (Ganin 2016)."""
+    return float(2.0 / (1.0 + torch.exp(torch.tensor(-gamma * progress))) - 1.0)
