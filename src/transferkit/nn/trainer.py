@@ -8,6 +8,7 @@ parallelism under ``torchrun``.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import math
@@ -239,12 +240,20 @@ class Trainer:
             raise ValueError(f"cannot train on an empty data set ({', '.join(empty)}).")
         rank, world = distributed_info()
         dist_ctx = _process_group(world)
-        with dist_ctx:
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with dist_ctx, torch.random.fork_rng(devices=devices):
             return self._fit(task, domains, named, sizes, validation, rank, world)
 
     def _fit(self, task, domains, named, sizes, validation, rank, world):
         device = resolve_device(self.device)
         seed = seed_from(self.random_state)
+        if world > 1:  # every rank must shuffle alike, or the shards overlap
+            import torch.distributed as dist
+
+            t = torch.tensor([seed], dtype=torch.int64, device=device)
+            dist.broadcast(t, src=0)
+            seed = int(t.item())
+        torch.manual_seed(seed)  # dropout & co. (the global RNG), reproducible from the seed
         gen = torch.Generator().manual_seed(seed)
         local = {k: math.ceil(n / world) for k, n in sizes.items()}
         bs = {k: n if self.batch_size is None else max(1, min(int(self.batch_size), n))
@@ -277,7 +286,8 @@ class Trainer:
             best, best_epoch, waited = float(state["best"]), int(state["best_epoch"]), int(
                 state["waited"])
             best_state = state.get("best_state")
-        epochs = range(start, self.epochs)
+        stopped = self.early_stopping is not None and waited >= self.early_stopping
+        epochs = range(start, start if stopped else self.epochs)
         bar = None
         if self.progress and rank == 0:
             from tqdm.auto import tqdm
@@ -361,7 +371,8 @@ def _epoch_order(n: int, length: int, rank: int, world: int, gen: torch.Generato
     """This rank's sample indices for one epoch, cycling through fresh permutations."""
     parts, total = [], 0
     while total < length:
-        perm = torch.randperm(n, generator=gen)[rank::world]
+        perm = torch.randperm(n, generator=gen)
+        perm = perm[torch.arange(rank, math.ceil(n / world) * world, world) % n]
         parts.append(perm)
         total += len(perm)
     return torch.cat(parts)[:length].to(device)
@@ -401,12 +412,9 @@ def _process_group(world: int) -> Iterator[None]:
         return
     import torch.distributed as dist
 
-    created = False
     if not dist.is_initialized():
+        # Keep the group for the rest of the process: destroying it and creating another
+        # reuses the store's keys, and the next connect can hit the old, closed sockets.
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-        created = True
-    try:
-        yield
-    finally:
-        if created:
-            dist.destroy_process_group()
+        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+    yield
