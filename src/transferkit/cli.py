@@ -1,0 +1,246 @@
+"""The ``transferkit`` command.
+
+``transferkit run`` compares methods and writes a report (the seed's Two Moons demo with
+no data); ``methods`` lists the registry; ``fit`` trains one method and saves it;
+``predict`` applies a saved model to a table. User errors print one line
+``error: <message>`` on stderr and exit with code 2 (set ``TRANSFERKIT_DEBUG=1`` for the
+traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .errors import InputError, TransferkitError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Transfer learning that tells you whether it helped.")
+
+USER_ERROR = 2
+
+
+def _usage_error_types() -> tuple[type[BaseException], ...]:
+    # Typer >= 0.26 vendors click; older versions use click itself.
+    try:
+        from typer.exceptions import TyperException
+
+        return (TyperException,)
+    except ImportError:  # pragma: no cover - older typer
+        import click
+
+        return (click.ClickException,)
+
+
+def _echo(text: str) -> None:
+    typer.echo(text)
+
+
+# --------------------------------------------------------------------------- run
+@app.command()
+def run(
+    source: Annotated[Path | None, typer.Option(help="Source table (CSV or Parquet).")] = None,
+    target: Annotated[Path | None, typer.Option(help="Target table (CSV or Parquet).")] = None,
+    label: Annotated[str | None, typer.Option(help="Label column name.")] = None,
+    output: Annotated[Path, typer.Option(help="Report folder.")] = Path("transferkit-output"),
+    methods: Annotated[str | None, typer.Option(
+        help="Comma-separated method names (SourceOnly is always added).")] = None,
+    seeds: Annotated[int, typer.Option(min=1, help="Repetitions with seeds 0..N-1.")] = 5,
+    estimator: Annotated[str, typer.Option(
+        help="Base learner: auto, mlp, linear or boosting.")] = "auto",
+    target_train_fraction: Annotated[float, typer.Option(
+        min=0.0, max=1.0,
+        help="Fraction of labelled target rows given to the methods for training.")] = 0.0,
+    jobs: Annotated[int | None, typer.Option(help="Parallel fits (default: CPUs).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Compare the methods that fit the data and write an HTML report.
+
+    With no --source/--target, runs the seed tutorial's Two Moons problem.
+    """
+    from .pipeline import execute
+
+    names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    result = execute(output, source, target, label, methods=names, seeds=seeds,
+                     estimator=estimator, target_train_fraction=target_train_fraction,
+                     n_jobs=jobs, progress=not quiet)
+    summary = result.summary
+    _echo(str(result.leaderboard))
+    _echo("")
+    _echo(summary["verdict"])
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in summary.get("skipped", {}).items():
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in by_reason.items():  # one line per reason, not per method
+        _echo(f"not run ({reason}): {', '.join(names)}")
+    _echo(f"report: {(result.output / 'index.html').resolve()}")
+
+
+# --------------------------------------------------------------------------- methods
+@app.command("methods")
+def list_methods(
+    family: Annotated[str | None, typer.Option(help="instance, feature, ...")] = None,
+    task: Annotated[str | None, typer.Option(help="classification or regression")] = None,
+    setting: Annotated[str | None, typer.Option(help="unsupervised, semi-supervised, ...")
+                       ] = None,
+) -> None:
+    """List the registered methods (name, family, settings, tasks, backend)."""
+    from .registry import FAMILIES, SETTINGS, methods
+
+    for value, allowed, what in ((family, FAMILIES, "family"), (setting, SETTINGS, "setting"),
+                                 (task, ("classification", "regression"), "task")):
+        if value is not None and value not in allowed:
+            raise InputError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}.")
+    found = methods(family=family, setting=setting, task=task)
+    _echo(repr(found) if found else "no registered method matches these filters.")
+
+
+# --------------------------------------------------------------------------- fit
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are JSON when they parse (``sigmas=[0.1,1,10]``)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(f"--param {pair!r} is not key=value, e.g. --param sigmas=[0.1,1,10].")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw  # a plain string such as kernel=rbf
+    return out
+
+
+@app.command()
+def fit(
+    method: Annotated[str, typer.Option(help="Registered method name.")],
+    source: Annotated[Path, typer.Option(help="Source table (CSV or Parquet).")],
+    target: Annotated[Path, typer.Option(help="Target table (CSV or Parquet).")],
+    label: Annotated[str, typer.Option(help="Label column name.")],
+    output: Annotated[Path, typer.Option(help="Folder to save the model in.")],
+    param: Annotated[list[str] | None, typer.Option(
+        help="Method parameter key=value (JSON values), repeatable.")] = None,
+    estimator: Annotated[str | None, typer.Option(
+        help="Base learner: mlp, linear or boosting (default: the method's own).")] = None,
+    seed: Annotated[int, typer.Option(help="random_state.")] = 0,
+) -> None:
+    """Fit one method on a source and a target table and save it.
+
+    Labelled target rows (non-empty label cells) are given to the method as target labels.
+    """
+    import pandas as pd
+
+    from .datasets.tables import load_table, split_domains
+    from .registry import get_method
+
+    info = get_method(method)
+    params = _parse_params(param or [])
+    src, tgt = load_table(source), load_table(target)
+    Xs, ys, Xt, yt, names = split_domains(src, tgt, label)
+    accepted = set(info.cls._get_param_names()) if hasattr(info.cls, "_get_param_names") else set()
+    if estimator is not None:
+        if "estimator" not in accepted:
+            raise InputError(f"{info.name} takes no base estimator; drop --estimator.")
+        from ._validation import infer_task
+        from .pipeline import make_estimator
+
+        params.setdefault("estimator", make_estimator(estimator, infer_task(ys)))
+    if "random_state" in accepted:
+        params.setdefault("random_state", seed)
+    unknown = sorted(set(params) - accepted) if accepted else []
+    if unknown:
+        raise InputError(f"{info.name} has no parameter {', '.join(unknown)}; it takes "
+                         f"{', '.join(sorted(accepted))}.")
+    model = info.create(**params)
+    yt_arg = yt if pd.notna(pd.Series(yt)).any() else None
+    # DataFrames carry the encoded column names into the model, so predict can re-encode.
+    model.fit(pd.DataFrame(Xs, columns=names), ys, pd.DataFrame(Xt, columns=names), yt_arg)
+    model.save(str(output))
+    n_lab = 0 if yt_arg is None else int(pd.notna(pd.Series(yt)).sum())
+    _echo(f"fitted {info.name} on {len(ys)} source rows and {len(yt)} target rows "
+          f"({n_lab} labelled); saved to {output}")
+
+
+# --------------------------------------------------------------------------- predict
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Option(help="Folder written by `transferkit fit`.")],
+    data: Annotated[Path, typer.Option(help="Table to predict (CSV or Parquet).")],
+    output: Annotated[Path, typer.Option(help="Predictions file (.csv or .parquet).")],
+    id_column: Annotated[str | None, typer.Option(
+        help="Column to copy into the output (default: an id/index column, else the row "
+             "number).")] = None,
+) -> None:
+    """Predict a table with a saved model: a prediction column (+ proba_<class> columns)."""
+    import numpy as np
+    import pandas as pd
+
+    from . import load
+    from .datasets.tables import encode_features, guess_id_column, load_table
+
+    if output.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise InputError(f"--output {str(output)!r} must end in .csv or .parquet.")
+    fitted = load(str(model))
+    df = load_table(data)
+    names = getattr(fitted, "feature_names_in_", None)
+    if names is not None:
+        X = encode_features(df, list(names))
+    else:  # fitted from arrays: every numeric column, in order
+        X = df.select_dtypes("number").to_numpy(np.float64)
+    id_col = id_column or guess_id_column(df)
+    if id_col is not None and id_col not in df.columns:
+        raise InputError(f"--id-column {id_col!r} is not a column of {str(data)!r}.")
+    out = pd.DataFrame({id_col: df[id_col].to_numpy()} if id_col else {"row": np.arange(len(df))})
+    out["prediction"] = fitted.predict(X)
+    if getattr(fitted, "task_", None) == "classification" and hasattr(fitted, "predict_proba"):
+        proba = fitted.predict_proba(X)
+        for j, c in enumerate(fitted.classes_):
+            out[f"proba_{c}"] = proba[:, j]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    if output.suffix.lower() == ".csv":
+        out.to_csv(tmp, index=False)
+    else:
+        out.to_parquet(tmp, index=False)
+    os.replace(tmp, output)  # never a half-written predictions file
+    _echo(f"wrote {len(out)} predictions to {output}")
+
+
+# --------------------------------------------------------------------------- main
+def _one_line(exc: BaseException) -> str:
+    if hasattr(exc, "format_message"):
+        msg = exc.format_message()
+    elif isinstance(exc, OSError) and exc.strerror and exc.filename:
+        msg = f"{exc.strerror}: {exc.filename}"
+    else:
+        msg = str(exc) or type(exc).__name__
+    return " ".join(str(msg).split())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``transferkit`` console script."""
+    user_errors = (TransferkitError, ValueError, OSError, *_usage_error_types())
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        # No arguments: the help, as a successful call (not a usage error).
+        code = app(args=args or ["--help"], prog_name="transferkit", standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except user_errors as exc:
+        if os.environ.get("TRANSFERKIT_DEBUG"):
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        sys.exit(USER_ERROR)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,455 @@
+"""``transferkit run``: compare the methods that fit a problem and write a report.
+
+With no data it runs the seed tutorial's Two Moons problem (target rotated by 30°), so
+one command shows the whole story: source-only vs importance weighting, with the seed's
+network and KLIEP settings. With user tables, labelled target rows are the evaluation
+ground truth; a fraction of them can instead be given to the methods for training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._validation import CLASSIFICATION, _missing_mask, infer_task
+from .errors import InputError
+from .registry import MethodInfo, get_method
+from .registry import methods as registered_methods
+from .selection.compare import Leaderboard, compare
+
+__all__ = ["run", "execute", "RunResult", "make_estimator", "ESTIMATOR_CHOICES",
+           "select_methods"]
+
+ESTIMATOR_CHOICES = ("auto", "mlp", "linear", "boosting")
+REFERENCE = "SourceOnly"
+DEFAULT_DATA = "make_two_moons_shift(n_samples=100, rotation=30, random_state=0)"
+#: the seed tutorial's network (2 -> 10 -> 10 -> 1, Adam 1e-3, 800 epochs, batch 34).
+SEED_NETWORK = {"hidden_layer_sizes": (10, 10), "lr": 1e-3, "epochs": 800, "batch_size": 34,
+                "standardize": False}
+#: the seed tutorial's KLIEP kernel widths.
+SEED_METHOD_PARAMS = {"KLIEP": {"sigmas": [0.1, 1, 10]}}
+_REPORT_MARKER = "summary.json"
+
+
+@dataclass
+class RunResult:
+    """What :func:`execute` returns: the summary, the leaderboard and where it was written."""
+
+    summary: dict[str, Any]
+    leaderboard: Leaderboard
+    output: Path
+
+
+def make_estimator(kind: Any, task: str, *, seed_problem: bool = False) -> Any:
+    """The base estimator for a preset name (an estimator object is returned as is).
+
+    Parameters
+    ----------
+    kind : {"auto", "mlp", "linear", "boosting"} or estimator
+        ``"auto"``: the seed's network on the seed problem, else ``"mlp"``; ``"mlp"``: a
+        torch MLP (64, 64), 200 epochs, standardised inputs; ``"linear"``: logistic
+        regression / ridge; ``"boosting"``: histogram gradient boosting.
+    task : {"classification", "regression"}
+    seed_problem : bool
+        Whether this is the default Two Moons run.
+    """
+    if not isinstance(kind, str):
+        return kind
+    key = kind.lower()
+    if key not in ESTIMATOR_CHOICES:
+        raise InputError(f"unknown estimator {kind!r}; choose one of "
+                         f"{', '.join(ESTIMATOR_CHOICES)}.")
+    classification = task == CLASSIFICATION
+    if key == "auto" and seed_problem:
+        from .nn import MLPClassifier, MLPRegressor
+
+        return (MLPClassifier if classification else MLPRegressor)(**SEED_NETWORK)
+    if key in ("auto", "mlp"):
+        from .nn import MLPClassifier, MLPRegressor
+
+        cls = MLPClassifier if classification else MLPRegressor
+        return cls(hidden_layer_sizes=(64, 64), epochs=200, standardize=True)
+    if key == "linear":
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        return LogisticRegression(max_iter=1000) if classification else Ridge()
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    return HistGradientBoostingClassifier() if classification else HistGradientBoostingRegressor()
+
+
+def select_methods(task: str, *, with_target_labels: bool,
+                   names: Iterable[str] | None = None
+                   ) -> tuple[list[MethodInfo], dict[str, str]]:
+    """Registered methods that can run here, and why the others cannot.
+
+    Unsupervised methods always fit; methods that need target labels only when some are
+    given for training. :data:`REFERENCE` (SourceOnly) is always included. ``names``
+    restricts the choice (unknown names raise :class:`~transferkit.errors.UnknownMethodError`).
+    """
+    if names is None:
+        candidates = list(registered_methods())
+    else:
+        candidates = [get_method(n) for n in names]
+    reference = get_method(REFERENCE)
+    if reference.name not in [c.name for c in candidates]:
+        candidates.insert(0, reference)
+    chosen: list[MethodInfo] = []
+    skipped: dict[str, str] = {}
+    for info in candidates:
+        if info.name in [c.name for c in chosen]:
+            continue
+        if task not in info.tasks:
+            skipped[info.name] = f"handles {' and '.join(info.tasks)} only, not {task}"
+        elif "unsupervised" in info.settings:
+            chosen.append(info)
+        elif not {"semi-supervised", "supervised"} & set(info.settings):
+            skipped[info.name] = f"needs a {' or '.join(info.settings)} setup"
+        elif not with_target_labels:
+            skipped[info.name] = ("needs labelled target samples for training; set "
+                                  "target_train_fraction (--target-train-fraction) above 0")
+        else:
+            chosen.append(info)
+    return chosen, skipped
+
+
+def _with_missing(y: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """A copy of ``y`` where the entries outside ``keep`` are unlabelled (NaN / None)."""
+    if y.dtype.kind in "biuf":
+        out = y.astype(np.float64)
+        out[~keep] = np.nan
+    else:
+        out = y.astype(object)
+        out[~keep] = None
+    return out
+
+
+def _split_target_labels(yt: np.ndarray, fraction: float, seed: int = 0
+                         ) -> tuple[np.ndarray | None, np.ndarray, int]:
+    """(labels for training or None, labels for evaluation, number used for training)."""
+    known = ~_missing_mask(yt)
+    if fraction <= 0:
+        return None, yt, 0
+    idx = np.flatnonzero(known)
+    if idx.size == 0:
+        raise InputError("target_train_fraction > 0 needs labelled target rows; the target "
+                         "has none (its label cells are all empty).")
+    k = min(idx.size, max(1, int(round(fraction * idx.size))))
+    train = np.zeros(yt.shape[0], dtype=bool)
+    train[np.random.default_rng(seed).choice(idx, size=k, replace=False)] = True
+    return _with_missing(yt, train), _with_missing(yt, known & ~train), k
+
+
+def _check_output(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output {str(out)!r} is a file; pass a folder name.")
+    if out.is_dir() and any(out.iterdir()) and not (out / _REPORT_MARKER).exists():
+        raise InputError(f"output folder {str(out)!r} exists and is not a transferkit report; "
+                         "choose a new folder so nothing of yours is overwritten.")
+
+
+def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise InputError(f"seeds must be at least 1, got {seeds}.")
+        return list(range(int(seeds)))
+    out = [int(s) for s in seeds]
+    if not out:
+        raise InputError("seeds is empty; pass a count (e.g. 5) or a list of seeds.")
+    return out
+
+
+def _load(source: Any, target: Any, label: str | None) -> dict[str, Any]:
+    if source is None and target is None:
+        if label is not None:
+            raise InputError("label is given but no data; pass source and target tables too.")
+        from .datasets import make_two_moons_shift
+
+        Xs, ys, Xt, yt = make_two_moons_shift(n_samples=100, rotation=30, random_state=0)
+        return {"Xs": Xs, "ys": ys, "Xt": Xt, "yt": yt, "feature_names": ["x1", "x2"],
+                "source": DEFAULT_DATA + " source", "target": DEFAULT_DATA + " target",
+                "label": None, "seed_problem": True}
+    if source is None or target is None:
+        raise InputError("pass both a source and a target table (or neither, for the demo).")
+    if label is None:
+        raise InputError("pass label: the name of the label column of the source table.")
+    from .datasets.tables import load_table, split_domains
+
+    frames, names = [], []
+    for obj in (source, target):
+        if isinstance(obj, (str, os.PathLike)):
+            frames.append(load_table(obj))
+            names.append(str(obj))
+        else:
+            frames.append(obj)
+            names.append(f"DataFrame {getattr(obj, 'shape', '')}")
+    Xs, ys, Xt, yt, feature_names = split_domains(frames[0], frames[1], label)
+    return {"Xs": Xs, "ys": ys, "Xt": Xt, "yt": yt, "feature_names": feature_names,
+            "source": names[0], "target": names[1], "label": label, "seed_problem": False}
+
+
+def _improvement(board: Leaderboard, best: str | None) -> dict[str, Any] | None:
+    """Paired (same seed) difference best - SourceOnly: mean and sample std."""
+    if best is None or REFERENCE not in board:
+        return None
+    a, b = board.scores(best), board.scores(REFERENCE)
+    common = [s for s in board.seeds if s in a and s in b]
+    if not common:
+        return None
+    diff = np.array([a[s] - b[s] for s in common])
+    return {"mean": float(diff.mean()),
+            "std": float(diff.std(ddof=1)) if diff.size > 1 else 0.0,
+            "metric": board.metric, "n_seeds": len(common), "method": best}
+
+
+def _verdict(board: Leaderboard, best: str | None, imp: dict[str, Any] | None
+             ) -> tuple[str, bool | None]:
+    metric = "target accuracy" if board.metric == "accuracy" else "target R²"
+    if board.n_eval == 0:
+        return ("No labelled target rows to evaluate on, so the methods cannot be ranked; "
+                "label some target rows to compare them."), None
+    if best is None:
+        return "Every method failed; see the errors in the table.", None
+    if imp is None:
+        return f"{best} scores best; {REFERENCE} did not run, so transfer is not assessed.", None
+    ref = board[REFERENCE][board.score_key]
+    if best == REFERENCE or imp["mean"] <= 0:
+        return (f"No transfer method beats {REFERENCE} ({metric} {ref:.3f}): transfer does not "
+                "help here; use the source-only model."), False
+    spread = " (within the seed-to-seed spread)" if imp["mean"] < imp["std"] else ""
+    return (f"{best} beats {REFERENCE} by {imp['mean']:+.3f} ± {imp['std']:.3f} {metric} "
+            f"({board[best][board.score_key]:.3f} vs {ref:.3f}, paired over {imp['n_seeds']} "
+            f"seeds){spread}."), True
+
+
+def _method_entry(row: dict[str, Any], task: str) -> dict[str, Any]:
+    keys = (("target_accuracy_mean", "target_accuracy_std") if task == CLASSIFICATION
+            else ("r2_mean", "r2_std", "mse_mean", "mse_std"))
+    return {**{k: row[k] for k in keys}, "fit_seconds": row["fit_seconds"],
+            "n_seeds": row["n_seeds"], "error": row["error"]}
+
+
+def _describe(estimator: Any) -> str:
+    text = " ".join(repr(estimator).split())
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _write_predictions(path: Path, model: Any, Xt: np.ndarray) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"row": np.arange(Xt.shape[0]), "prediction": model.predict(Xt)})
+    if getattr(model, "task_", None) == CLASSIFICATION and hasattr(model, "predict_proba"):
+        proba = model.predict_proba(Xt)
+        for j, c in enumerate(model.classes_):
+            frame[f"proba_{c}"] = proba[:, j]
+    frame.to_csv(path, index=False)
+
+
+def _finish_outputs(tmp: Path, board: Leaderboard, best: str | None, data: dict[str, Any],
+                    summary: dict[str, Any]) -> None:
+    """Best model and its target predictions; a failure here is noted, not fatal."""
+    model = board.models.get(best) if best else None
+    if model is None:
+        return
+    try:
+        _write_predictions(tmp / "predictions.csv", model, data["Xt"])
+        summary["predictions"] = "predictions.csv"
+    except Exception as exc:  # noqa: BLE001 - the report stays useful without them
+        summary["predictions_error"] = " ".join(str(exc).split())
+    try:
+        model.save(str(tmp / "model"))
+        summary["model"] = "model"
+    except Exception as exc:  # noqa: BLE001
+        shutil.rmtree(tmp / "model", ignore_errors=True)
+        summary["model_error"] = " ".join(str(exc).split())
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Move ``tmp`` to ``out``; an old report there is replaced only once ``tmp`` is ready."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+def _clean_floats(obj: Any) -> Any:
+    """NaN / inf become None so summary.json is strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean_floats(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean_floats(v) for v in obj]
+    return obj
+
+
+def execute(output: str | os.PathLike = "transferkit-output", source: Any = None,
+            target: Any = None, label: str | None = None, *,
+            methods: Sequence[str] | None = None, seeds: int | Sequence[int] = 5,
+            estimator: Any = "auto", target_train_fraction: float = 0.0,
+            n_jobs: int | None = None, progress: bool = True) -> RunResult:
+    """Like :func:`run`, and also return the :class:`Leaderboard` (for printing)."""
+    start = time.perf_counter()
+    out = Path(output)
+    _check_output(out)
+    seed_list = _seed_list(seeds)
+    if not 0.0 <= float(target_train_fraction) <= 1.0:
+        raise InputError(f"target_train_fraction must be in [0, 1], got {target_train_fraction}.")
+    if isinstance(estimator, str) and estimator.lower() not in ESTIMATOR_CHOICES:
+        raise InputError(f"unknown estimator {estimator!r}; choose one of "
+                         f"{', '.join(ESTIMATOR_CHOICES)}.")
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    for name in methods or ():
+        get_method(name)  # an unknown name fails before any data is loaded
+
+    data = _load(source, target, label)
+    Xs, ys, Xt, yt = data["Xs"], data["ys"], data["Xt"], data["yt"]
+    base = None if isinstance(estimator, str) else estimator
+    task = infer_task(np.asarray(ys), base)
+    yt_train, y_eval, n_train = _split_target_labels(np.asarray(yt), float(target_train_fraction))
+    est = make_estimator(estimator, task, seed_problem=data["seed_problem"])
+    chosen, skipped = select_methods(task, with_target_labels=yt_train is not None,
+                                     names=methods)
+    names = [m.name for m in chosen]
+    params = ({k: v for k, v in SEED_METHOD_PARAMS.items() if k in names}
+              if data["seed_problem"] else {})
+    if n_jobs is None:
+        import joblib
+
+        n_jobs = max(1, min(joblib.cpu_count(), len(names) * len(seed_list)))
+    board = compare(chosen, Xs, ys, Xt, yt_train, y_eval=y_eval, estimator=est,
+                    method_params=params, seeds=seed_list, n_jobs=n_jobs, progress=progress)
+
+    best = board.best()
+    imp = _improvement(board, best)
+    verdict, helps = _verdict(board, best, imp)
+    summary: dict[str, Any] = {
+        "task": task,
+        "data": {
+            "source": data["source"], "target": data["target"], "label": data["label"],
+            "n_source": int(Xs.shape[0]), "n_target": int(Xt.shape[0]),
+            "n_features": int(Xs.shape[1]), "feature_names": list(data["feature_names"]),
+            "n_target_labelled": int((~_missing_mask(np.asarray(yt))).sum()),
+            "n_target_train_labels": n_train, "n_target_eval": board.n_eval,
+        },
+        "metric": board.metric,
+        "evaluation": (f"Scored on {board.n_eval} labelled target samples that no method saw "
+                       f"in training; mean ± std over {len(seed_list)} seeds."),
+        "methods": {r["method"]: _method_entry(r, task) for r in board.rows},
+        "best_method": best,
+        "improvement_over_source_only": imp,
+        "transfer_helps": helps,
+        "verdict": verdict,
+        "negative_transfer": _negative(board),
+        "skipped": skipped,
+        "estimator": (estimator if isinstance(estimator, str) else "custom") + ": "
+                     + _describe(est),
+        "method_params": params,
+        "seeds": seed_list,
+        "n_jobs": n_jobs,
+        "version": _version(),
+    }
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        from .report import write_report
+
+        _finish_outputs(tmp, board, best, data, summary)
+        summary["files"] = write_report(tmp, board, Xs, ys, Xt, y_eval, summary)
+        summary["wall_seconds"] = round(time.perf_counter() - start, 2)
+        text = json.dumps(_clean_floats(summary), indent=2, default=_json_default)
+        (tmp / "summary.json").write_text(text + "\n", encoding="utf-8")
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return RunResult(summary=json.loads(text), leaderboard=board, output=out)
+
+
+def run(output: str | os.PathLike = "transferkit-output", source: Any = None,
+        target: Any = None, label: str | None = None, *,
+        methods: Sequence[str] | None = None, seeds: int | Sequence[int] = 5,
+        estimator: Any = "auto", target_train_fraction: float = 0.0,
+        n_jobs: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Compare every method that fits the problem and write a report to ``output``.
+
+    Parameters
+    ----------
+    output : path, default="transferkit-output"
+        Folder to write ``summary.json``, ``index.html``, the PNGs, ``predictions.csv``
+        (best method on the target) and ``model/`` (its saved model) into. Everything is
+        written to a temporary sibling first and moved into place at the end, so a
+        failure leaves nothing half-written; an existing report there is replaced.
+    source, target : path or DataFrame, optional
+        CSV / Parquet tables (or DataFrames). Neither: the seed's Two Moons problem.
+    label : str, optional
+        Label column (required with tables; optional in the target, where empty cells
+        mark unlabelled rows).
+    methods : list of str, optional
+        Restrict the comparison to these names (SourceOnly is always added).
+    seeds : int or list of int, default=5
+        Repetitions (an int ``n`` means seeds ``0..n-1``).
+    estimator : {"auto", "mlp", "linear", "boosting"} or estimator, default="auto"
+        Base learner; see :func:`make_estimator`.
+    target_train_fraction : float, default=0.0
+        Fraction of the labelled target rows given to the methods for training (then not
+        used for evaluation). With 0, methods that need target labels are skipped.
+    n_jobs : int, optional
+        Parallel fits (default: the number of CPUs); joblib's ``parallel_config``
+        chooses the backend.
+    progress : bool, default=True
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        The summary (as written to ``summary.json``): ``task``, ``data``, ``methods``
+        (per method ``target_accuracy_mean/std`` or ``r2_mean/std`` and ``mse_mean``,
+        ``fit_seconds``, ``n_seeds``, ``error``), ``best_method``,
+        ``improvement_over_source_only`` (paired mean and std), ``verdict``, ``skipped``.
+    """
+    return execute(output, source, target, label, methods=methods, seeds=seeds,
+                   estimator=estimator, target_train_fraction=target_train_fraction,
+                   n_jobs=n_jobs, progress=progress).summary
+
+
+def _negative(board: Leaderboard) -> list[str]:
+    """Methods whose mean score is below SourceOnly's (negative transfer)."""
+    if REFERENCE not in board or board[REFERENCE][board.score_key] is None:
+        return []
+    ref = board[REFERENCE][board.score_key]
+    return [r["method"] for r in board.rows
+            if r["method"] != REFERENCE and r[board.score_key] is not None
+            and r[board.score_key] < ref]
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
