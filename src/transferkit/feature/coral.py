@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 
 from .._validation import DomainData
-from ..base import TransferEstimator, fit_weighted, make_base_estimator
+from ..base import fit_weighted, make_base_estimator
 from ..errors import ParameterError
 from ..registry import register
+from ._base import FeatureTransferEstimator
 
 __all__ = ["CORAL", "coral_distance", "covariance"]
 
@@ -51,7 +52,7 @@ def _sym_power(C: np.ndarray, p: float) -> np.ndarray:
 
 
 @register(family="feature", settings=("unsupervised", "semi-supervised"), backend="sklearn")
-class CORAL(TransferEstimator):
+class CORAL(FeatureTransferEstimator):
     """CORrelation ALignment (Sun, Feng & Saenko, 2016): recolour the source like the target.
 
     Setting: unsupervised (or semi-supervised) domain adaptation where the domains differ
@@ -168,27 +169,3 @@ class CORAL(TransferEstimator):
         if self.align_mean:
             return (X - self.source_mean_) @ self.A_ + self.target_mean_
         return X @ self.A_
-
-    def transform(self, X: Any, domain: str = "target") -> np.ndarray:
-        """Aligned features: source rows are re-coloured, target rows returned unchanged.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        domain : {"source", "target"}, default="target"
-            The domain the rows of ``X`` come from.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_features)
-        """
-        X = self._check_predict_X(X)
-        if domain not in ("source", "target"):
-            raise ParameterError(f"domain must be 'source' or 'target'; got {domain!r}.")
-        return self._transform(X, domain)
-
-    def _predict_raw(self, X: np.ndarray) -> np.ndarray:
-        return self.estimator_.predict(self._transform(X, "target"))
-
-    def _predict_proba_raw(self, X: np.ndarray) -> np.ndarray:
-        return super()._predict_proba_raw(self._transform(X, "target"))

@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 
 from .._validation import DomainData
-from ..base import TransferEstimator, fit_weighted, make_base_estimator
+from ..base import fit_weighted, make_base_estimator
 from ..errors import ParameterError
 from ..registry import register
+from ._base import FeatureTransferEstimator
 
 __all__ = ["FA", "augment"]
 
@@ -36,7 +37,7 @@ def augment(X: np.ndarray, domain: str) -> np.ndarray:
 
 
 @register(family="feature", settings=("semi-supervised", "supervised"), backend="sklearn")
-class FA(TransferEstimator):
+class FA(FeatureTransferEstimator):
     """Feature augmentation (Daumé III, 2007): shared + domain-specific copies of each feature.
 
     Setting: supervised (or semi-supervised) domain adaptation, with labelled source data
@@ -96,22 +97,5 @@ class FA(TransferEstimator):
         self.estimator_ = make_base_estimator(self.estimator, data.task, self.random_state)
         fit_weighted(self.estimator_, X, y, None, **fit_params)
 
-    def transform(self, X: Any, domain: str = "target") -> np.ndarray:
-        """The augmented features ``[x, x, 0]`` (source) or ``[x, 0, x]`` (target).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        domain : {"source", "target"}, default="target"
-
-        Returns
-        -------
-        ndarray of shape (n_samples, 3 * n_features)
-        """
-        return augment(self._check_predict_X(X), domain)
-
-    def _predict_raw(self, X: np.ndarray) -> np.ndarray:
-        return self.estimator_.predict(augment(X, "target"))
-
-    def _predict_proba_raw(self, X: np.ndarray) -> np.ndarray:
-        return super()._predict_proba_raw(augment(X, "target"))
+    def _transform(self, X: np.ndarray, domain: str) -> np.ndarray:
+        return augment(X, domain)

@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 
 from .._validation import DomainData
-from ..base import TransferEstimator, fit_weighted, make_base_estimator
+from ..base import fit_weighted, make_base_estimator
 from ..errors import InputError, ParameterError
 from ..registry import register
+from ._base import FeatureTransferEstimator
 
 __all__ = ["SA", "pca_basis"]
 
@@ -31,7 +32,7 @@ def pca_basis(X: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]
 
 
 @register(family="feature", settings=("unsupervised", "semi-supervised"), backend="sklearn")
-class SA(TransferEstimator):
+class SA(FeatureTransferEstimator):
     """Subspace alignment (Fernando et al., 2013): map the source PCA basis onto the target's.
 
     Setting: unsupervised (or semi-supervised) domain adaptation where each domain lies
@@ -139,27 +140,3 @@ class SA(TransferEstimator):
         if domain == "source":
             return (X - self.source_mean_) @ (self.source_components_ @ self.M_)
         return (X - self.target_mean_) @ self.target_components_
-
-    def transform(self, X: Any, domain: str = "target") -> np.ndarray:
-        """Aligned k-dimensional features of source or target rows.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        domain : {"source", "target"}, default="target"
-            ``"source"``: ``(x − μ_s) P_s M``; ``"target"``: ``(x − μ_t) P_t``.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_components_)
-        """
-        X = self._check_predict_X(X)
-        if domain not in ("source", "target"):
-            raise ParameterError(f"domain must be 'source' or 'target'; got {domain!r}.")
-        return self._transform(X, domain)
-
-    def _predict_raw(self, X: np.ndarray) -> np.ndarray:
-        return self.estimator_.predict(self._transform(X, "target"))
-
-    def _predict_proba_raw(self, X: np.ndarray) -> np.ndarray:
-        return super()._predict_proba_raw(self._transform(X, "target"))

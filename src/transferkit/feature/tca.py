@@ -9,10 +9,11 @@ from scipy.linalg import eigh
 from sklearn.utils import check_random_state
 
 from .._validation import DomainData
-from ..base import TransferEstimator, fit_weighted, make_base_estimator
+from ..base import fit_weighted, make_base_estimator
 from ..errors import ParameterError
 from ..instance._kernels import gaussian_kernel, median_distance
 from ..registry import register
+from ._base import FeatureTransferEstimator
 
 __all__ = ["TCA"]
 
@@ -21,7 +22,7 @@ _KERNELS = ("rbf", "linear")
 
 
 @register(family="feature", settings=("unsupervised", "semi-supervised"), backend="sklearn")
-class TCA(TransferEstimator):
+class TCA(FeatureTransferEstimator):
     """Transfer component analysis (Pan, Tsang, Kwok & Yang, 2011): a shared kernel embedding.
 
     Setting: unsupervised (or semi-supervised) domain adaptation where the marginal
@@ -220,38 +221,13 @@ class TCA(TransferEstimator):
         fit_weighted(self.estimator_, X, y, None, **fit_params)
 
     # ------------------------------------------------------------------ representation
-    def _transform(self, X: np.ndarray) -> np.ndarray:
+    def _transform(self, X: np.ndarray, domain: str = "target") -> np.ndarray:
+        # One embedding serves both domains; ``domain`` is accepted for the common API.
         out = np.empty((len(X), self.n_components_))
         for s in range(0, len(X), _BLOCK):
             out[s:s + _BLOCK] = self._kernel(X[s:s + _BLOCK], self.landmarks_) @ self.W_
         out -= self.embedding_mean_
         return out
-
-    def transform(self, X: Any, domain: str = "target") -> np.ndarray:
-        """Embed rows of either domain: ``z(x) = k(x, landmarks) W − z̄``.
-
-        TCA's embedding is shared by both domains, so ``domain`` only has to be valid.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        domain : {"source", "target"}, default="target"
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_components_)
-        """
-        X = self._check_predict_X(X)
-        if domain not in ("source", "target"):
-            raise ParameterError(f"domain must be 'source' or 'target'; got {domain!r}.")
-        return self._transform(X)
-
-    def _predict_raw(self, X: np.ndarray) -> np.ndarray:
-        return self.estimator_.predict(self._transform(X))
-
-    def _predict_proba_raw(self, X: np.ndarray) -> np.ndarray:
-        return super()._predict_proba_raw(self._transform(X))
-
 
 def _positive(value: Any) -> bool:
     return (not isinstance(value, bool) and isinstance(value, (int, float, np.integer,
