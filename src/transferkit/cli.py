@@ -52,7 +52,7 @@ def run(
     output: Annotated[Path, typer.Option(help="Report folder.")] = Path("transferkit-output"),
     methods: Annotated[str | None, typer.Option(
         help="Comma-separated method names (SourceOnly is always added).")] = None,
-    seeds: Annotated[int, typer.Option(min=1, help="Repetitions with seeds 0..N-1.")] = 5,
+    seeds: Annotated[int, typer.Option(min=1, help="Repetitions with seeds 0..N-1.")] = 3,
     estimator: Annotated[str, typer.Option(
         help="Base learner: auto, mlp, linear or boosting.")] = "auto",
     target_train_fraction: Annotated[float, typer.Option(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -39,4 +41,12 @@ class GradientReversal(nn.Module):
 
 def ganin_schedule(progress: float, gamma: float = 10.0) -> float:
     """λ_p = 2 / (1 + exp(-γ p)) - 1: ramps the adversarial weight from 0 to 1 (Ganin 2016)."""
-    return float(2.0 / (1.0 + torch.exp(torch.tensor(-gamma * progress))) - 1.0)
+    return 2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0
+
+
+def adversarial_coefficient(weight: float, progress: float, schedule: str = "ganin",
+                            gamma: float = 10.0) -> float:
+    """λ_p of the adversarial methods: ``weight`` times the Ganin ramp, or constant."""
+    if schedule == "ganin":
+        return float(weight) * ganin_schedule(progress, gamma)
+    return float(weight)

@@ -124,6 +124,9 @@ class Trainer:
         batch of its whole size, so an epoch always has at least one step; the epoch runs
         as many steps as the largest domain needs and the smaller domains cycle.
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
+    optimizer_params : dict or None, default=None
+        Further keyword arguments of the optimiser, e.g. ``{"betas": (0.5, 0.999)}`` for
+        Adam with β₁ = 0.5 or ``{"momentum": 0.0}`` for plain SGD (default momentum 0.9).
     lr : float, default=1e-3
     weight_decay : float, default=0.0
     device : str, default="auto"
@@ -168,7 +171,7 @@ class Trainer:
                  early_stopping: int | None = None, monitor: str = "loss",
                  min_delta: float = 0.0, checkpoint_dir: str | None = None,
                  checkpoint_every: int = 10, resume: bool = False,
-                 random_state: Any = None) -> None:
+                 optimizer_params: dict | None = None, random_state: Any = None) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.optimizer = optimizer
@@ -183,6 +186,7 @@ class Trainer:
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.resume = resume
+        self.optimizer_params = optimizer_params
         self.random_state = random_state
 
     # ------------------------------------------------------------------ pieces
@@ -195,15 +199,16 @@ class Trainer:
         # optimiser step is most of the step time, and fused halves it on the CPU.
         fused = all(p.dtype.is_floating_point and p.device.type in ("cpu", "cuda")
                     for p in flat) or None
+        extra = dict(self.optimizer_params or {})
         if name == "adam":
             return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay,
-                                    fused=fused)
+                                    fused=fused, **extra)
         if name == "adamw":
             return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay,
-                                     fused=fused)
+                                     fused=fused, **extra)
         if name == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, momentum=0.9,
-                                   weight_decay=self.weight_decay)
+            return torch.optim.SGD(params, lr=self.lr, weight_decay=self.weight_decay,
+                                   **{"momentum": 0.9, **extra})
         raise ValueError(f"unknown optimizer {self.optimizer!r}; use 'adam', 'adamw' or 'sgd'.")
 
     def _threads(self, module: nn.Module) -> int | None:

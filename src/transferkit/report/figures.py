@@ -1,8 +1,10 @@
 """The report's standard pictures, each a PNG built from a leaderboard and the data.
 
 For 2-D data they are the seed tutorial's: the two domains, the decision boundary
-without and with importance weighting, and the source points sized by their estimated
-density ratio. Higher-dimensional data are shown in a 2-D PCA projection (no boundary).
+without and with importance weighting, the source points sized by their estimated
+density ratio, and for domain-adversarial training (DANN) the decision boundary of
+source-only training next to DANN's and the learning curve of its task and domain
+losses. Higher-dimensional data are shown in a 2-D PCA projection (no boundary).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ..selection.compare import Leaderboard
 from .plots import (
     draw_decision_boundary,
     draw_domains,
+    draw_learning_curve,
     draw_scores,
     draw_weights,
     new_figure,
@@ -25,7 +28,8 @@ from .plots import (
 )
 
 __all__ = ["leaderboard_figure", "domains_figure", "boundary_figure", "weights_figure",
-           "choose_weighting_method", "standard_figures"]
+           "learning_curve_figure", "choose_weighting_method", "choose_adversarial_method",
+           "standard_figures"]
 
 REFERENCE = "SourceOnly"
 
@@ -120,6 +124,35 @@ def weights_figure(board: Leaderboard, method: str, Xs: np.ndarray, ys: Any, Xt:
     return save_figure(fig, path)
 
 
+def choose_adversarial_method(board: Leaderboard, prefer: str = "DANN") -> str | None:
+    """The domain-adversarial method to picture: ``prefer`` when fitted, else the
+    best-scoring fitted model whose training history has a ``domain`` loss."""
+    adversarial = [name for name in board.methods
+                   if "domain" in (getattr(board.models.get(name), "history_", None) or {})]
+    if prefer in adversarial:
+        return prefer
+    return adversarial[0] if adversarial else None
+
+
+def learning_curve_figure(board: Leaderboard, method: str, path: str | os.PathLike
+                          ) -> str | None:
+    """The loss terms of ``method`` per epoch (the seed's DANN learning curve)."""
+    history = getattr(board.models.get(method), "history_", None)
+    if not history:
+        return None
+    terms = {k: v for k, v in history.items() if k != "loss"} or dict(history)
+    fig, (ax,) = new_figure(width=6.4, height=4.2)
+    draw_learning_curve(ax, terms, title=f"{method}: training losses per epoch")
+    if "domain" in terms:
+        # Sum of the two per-domain cross-entropies of a discriminator that cannot tell
+        # the domains apart: the level an aligned representation drives the term to.
+        ax.axhline(2 * np.log(2), color="grey", ls=":", lw=1)
+        ax.annotate("2·log 2: domains indistinguishable", (1, 2 * np.log(2)),
+                    fontsize=8, color="grey", va="bottom")
+    ax.set_ylabel("loss")
+    return save_figure(fig, path)
+
+
 def standard_figures(board: Leaderboard, Xs: np.ndarray, ys: Any, Xt: np.ndarray,
                      y_eval: Any, out_dir: str | os.PathLike, *, weighting: str | None = None
                      ) -> list[tuple[str, str]]:
@@ -151,4 +184,19 @@ def standard_figures(board: Leaderboard, Xs: np.ndarray, ys: Any, Xt: np.ndarray
         figures.append(("weights.png",
                         f"Importance weights of {weighting}: larger source points count more "
                         f"in training{proj}."))
+    adversarial = choose_adversarial_method(board)
+    if adversarial and boundary_figure(board, adversarial, Xs, ys, Xt, y_eval,
+                                       out / "adversarial_boundary.png",
+                                       reference_label="source only",
+                                       compared_label="domain-adversarial"):
+        figures.append(("adversarial_boundary.png",
+                        f"Decision boundary of source-only training ({REFERENCE}) and of "
+                        f"{adversarial}, whose encoder is trained to make the domains "
+                        "indistinguishable; crosses are target samples."))
+    if adversarial and learning_curve_figure(board, adversarial,
+                                             out / "adversarial_learning_curve.png"):
+        figures.append(("adversarial_learning_curve.png",
+                        f"{adversarial}'s learning curve: the task loss on the labelled "
+                        "source falls while the domain loss rises toward 2·log 2, where "
+                        "the discriminator can no longer tell source from target."))
     return figures

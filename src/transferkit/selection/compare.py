@@ -380,7 +380,9 @@ def compare(
     X_eval, y_eval_known = _eval_rows(Xt, y_eval)
 
     tasks, first = [], seed_list[0]
-    for info in infos:
+    # Torch methods first: the long jobs start early and the short ones fill the gaps,
+    # instead of one worker finishing a long job alone at the end.
+    for info in sorted(infos, key=lambda i: i.backend != "torch"):
         accepted = _param_names(info.cls)
         for seed in seed_list:
             params: dict[str, Any] = {}

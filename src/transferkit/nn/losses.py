@@ -1,0 +1,254 @@
+"""Divergences between source and target features, as differentiable torch losses.
+
+Deep adaptation methods add one of these, computed on the encoder features of a
+minibatch, to the supervised loss; diagnostics can call them on any two feature
+matrices. Every function takes ``zs`` of shape (n_s, d) and ``zt`` of shape (n_t, d)
+(extra trailing dimensions are flattened) and returns a scalar tensor through which
+gradients flow to both inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch.nn import functional as F
+
+__all__ = ["coral_loss", "covariance", "mmd_loss", "linear_mmd_loss", "gaussian_kernel",
+           "median_bandwidth", "kernel_bandwidths", "entropy_loss", "domain_bce_loss"]
+
+
+def _flat(z: torch.Tensor) -> torch.Tensor:
+    return z.reshape(z.shape[0], -1)
+
+
+def _check_pair(zs: torch.Tensor, zt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    zs, zt = _flat(zs), _flat(zt)
+    if zs.shape[1] != zt.shape[1]:
+        raise ValueError(f"source and target features differ in width: {zs.shape[1]} vs "
+                         f"{zt.shape[1]}.")
+    return zs, zt
+
+
+# --------------------------------------------------------------------------- CORAL
+def covariance(z: torch.Tensor) -> torch.Tensor:
+    """Unbiased feature covariance (d, d) of the rows of ``z``.
+
+    C = (Zᵀ Z − (1ᵀ Z)ᵀ (1ᵀ Z) / n) / (n − 1), as in Sun & Saenko (2016); a single row
+    gives the zero matrix.
+    """
+    z = _flat(z)
+    n = z.shape[0]
+    zc = z - z.mean(0, keepdim=True)
+    return zc.T @ zc / max(n - 1, 1)
+
+
+def coral_loss(zs: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
+    """Deep CORAL loss: squared Frobenius distance of the feature covariances.
+
+    ℓ_CORAL = ‖C_S − C_T‖²_F / (4 d²)
+
+    where C_S, C_T are the unbiased (n−1) covariances of the d-dimensional source and
+    target features (Sun & Saenko, "Deep CORAL: Correlation Alignment for Deep Domain
+    Adaptation", ECCV workshops 2016, eq. 1). The loss ignores the means, aligning
+    second-order statistics only.
+    """
+    zs, zt = _check_pair(zs, zt)
+    d = zs.shape[1]
+    diff = covariance(zs) - covariance(zt)
+    return (diff * diff).sum() / (4.0 * d * d)
+
+
+# --------------------------------------------------------------------------- MMD
+def _sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # ‖a‖² + ‖b‖² − 2ab, clamped: exact enough for features and much cheaper than cdist
+    # for the small batches deep adaptation uses.
+    d = (a * a).sum(1, keepdim=True) + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return d.clamp_min_(0.0)
+
+
+def _off_diagonal(d: torch.Tensor) -> torch.Tensor:
+    """The n(n−1) off-diagonal entries of a square matrix, as a view (no mask, no copy)."""
+    n = d.shape[0]
+    return d.reshape(-1)[1:].reshape(n - 1, n + 1)[:, :-1]
+
+
+def median_bandwidth(z: torch.Tensor) -> torch.Tensor:
+    """Median of the pairwise squared distances between distinct rows of ``z`` (detached).
+
+    The usual data-driven scale of a Gaussian kernel exp(−‖x−y‖² / γ); 1 when all rows
+    coincide.
+    """
+    z = _flat(z).detach()
+    return _median_of(_sq_dists(z, z))
+
+
+def _median_of(d: torch.Tensor) -> torch.Tensor:
+    d = d.detach()
+    if d.shape[0] < 2:
+        return torch.ones((), dtype=d.dtype, device=d.device)
+    med = _off_diagonal(d).median()
+    return torch.where(med > 0, med, torch.ones_like(med))
+
+
+def kernel_bandwidths(base: torch.Tensor | float, kernel_mul: float = 2.0,
+                      kernel_num: int = 5) -> torch.Tensor:
+    """γ_i = base · kernel_mul^(i − kernel_num // 2), i = 0 … kernel_num − 1.
+
+    A geometric family centred on ``base`` (the multi-kernel of Long et al. 2015).
+    """
+    if kernel_num < 1:
+        raise ValueError("kernel_num must be at least 1.")
+    base = torch.as_tensor(base, dtype=torch.float32)
+    powers = torch.arange(kernel_num, dtype=base.dtype, device=base.device) - kernel_num // 2
+    return base * float(kernel_mul) ** powers
+
+
+def gaussian_kernel(a: torch.Tensor, b: torch.Tensor, bandwidths: torch.Tensor) -> torch.Tensor:
+    """Σ_i exp(−‖a − b‖² / γ_i): the multi-kernel Gram matrix (n_a, n_b)."""
+    d = _sq_dists(_flat(a), _flat(b))
+    bw = torch.as_tensor(bandwidths, dtype=d.dtype, device=d.device).reshape(-1, 1, 1)
+    return torch.exp(-d[None] / bw).sum(0)
+
+
+def _resolve_bandwidths(d, dtype, device, kernel_mul, kernel_num, bandwidth) -> torch.Tensor:
+    if bandwidth is None:
+        base = _median_of(d)
+    elif isinstance(bandwidth, Sequence) or (torch.is_tensor(bandwidth) and bandwidth.ndim):
+        return torch.as_tensor(bandwidth, dtype=dtype, device=device).reshape(-1)
+    else:
+        base = torch.as_tensor(float(bandwidth), dtype=dtype, device=device)
+    return kernel_bandwidths(base, kernel_mul, kernel_num).to(device, dtype)
+
+
+def mmd_loss(zs: torch.Tensor, zt: torch.Tensor, kernel_mul: float = 2.0, kernel_num: int = 5,
+             bandwidth: float | Sequence[float] | torch.Tensor | None = None, *,
+             estimator: str = "unbiased") -> torch.Tensor:
+    """Multi-kernel maximum mean discrepancy MMD²_k between source and target features.
+
+    With k(x, y) = Σ_i exp(−‖x − y‖² / γ_i) (Long et al., "Learning Transferable
+    Features with Deep Adaptation Networks", ICML 2015) and the kernel mean embeddings
+    of P_s and P_t,
+
+        MMD²_k = E k(x_s, x_s') + E k(x_t, x_t') − 2 E k(x_s, x_t).
+
+    ``estimator="unbiased"`` (default) is the U-statistic of Gretton et al. (2012):
+
+        1/(m(m−1)) Σ_{i≠j} k(s_i, s_j) + 1/(n(n−1)) Σ_{i≠j} k(t_i, t_j) − 2/(mn) Σ_{i,j} k(s_i, t_j)
+
+    (it may be slightly negative); ``"biased"`` keeps the diagonals (the V-statistic,
+    always ≥ 0); ``"linear"`` is the linear-time estimate of DAN (Long et al. 2015,
+    eq. 5) over the quad-tuples of the first n' = min(m, n) rows (n' even),
+
+        2/n' Σ_{i ≤ n'/2} [k(s_{2i−1}, s_{2i}) + k(t_{2i−1}, t_{2i})
+                            − k(s_{2i−1}, t_{2i}) − k(s_{2i}, t_{2i−1})].
+
+    Parameters
+    ----------
+    zs, zt : Tensor of shape (m, d), (n, d)
+    kernel_mul : float, default=2.0
+        Ratio between consecutive bandwidths.
+    kernel_num : int, default=5
+        Number of Gaussian kernels.
+    bandwidth : float, sequence of float, or None
+        ``None``: the kernels are centred on the median pairwise squared distance of the
+        pooled batch (detached, so no gradient flows through the scale); a float: that
+        centre γ; a sequence: the bandwidths γ_i themselves (``kernel_mul`` and
+        ``kernel_num`` are then ignored).
+    estimator : {"unbiased", "biased", "linear"}
+    """
+    zs, zt = _check_pair(zs, zt)
+    m, n = zs.shape[0], zt.shape[0]
+    if estimator == "linear":
+        pooled = torch.cat([zs, zt]).detach()
+        d = _sq_dists(pooled, pooled) if bandwidth is None else None
+        bws = _resolve_bandwidths(d, zs.dtype, zs.device, kernel_mul, kernel_num, bandwidth)
+        return _linear_mmd(zs, zt, bws)
+    if estimator not in ("unbiased", "biased"):
+        raise ValueError(f"estimator must be 'unbiased', 'biased' or 'linear'; got "
+                         f"{estimator!r}.")
+    z = torch.cat([zs, zt])
+    sq = (z * z).sum(1)
+    # One distance matrix serves the bandwidth and every kernel.
+    d = torch.addmm(sq[:, None] + sq[None, :], z, z.T, alpha=-2.0).clamp_min(0.0)
+    bws = _resolve_bandwidths(d, zs.dtype, zs.device, kernel_mul, kernel_num, bandwidth)
+    k = torch.exp(d[None] * (-1.0 / bws).reshape(-1, 1, 1)).sum(0)
+    # The estimator as one weighted sum: kernel launches, not arithmetic, cost the time.
+    return (k * _mmd_weights(m, n, estimator, k)).sum()
+
+
+_WEIGHTS: dict = {}
+
+
+def _mmd_weights(m: int, n: int, estimator: str, like: torch.Tensor) -> torch.Tensor:
+    """W with MMD² = Σ W ∘ K: 1/(m(m−1)) on source pairs i ≠ j (1/m² biased), 1/(n(n−1))
+    on target pairs, −1/(mn) on cross pairs."""
+    unbiased = estimator == "unbiased" and m > 1 and n > 1
+    key = (m, n, unbiased, like.device, like.dtype)
+    w = _WEIGHTS.get(key)
+    if w is None:
+        w = like.new_empty(m + n, m + n)
+        w[:m, :m] = 1.0 / (m * (m - 1) if unbiased else m * m)
+        w[m:, m:] = 1.0 / (n * (n - 1) if unbiased else n * n)
+        w[:m, m:] = w[m:, :m] = -1.0 / (m * n)
+        if unbiased:
+            w.fill_diagonal_(0.0)
+        if len(_WEIGHTS) > 64:
+            _WEIGHTS.clear()
+        _WEIGHTS[key] = w
+    return w
+
+
+def _linear_mmd(zs: torch.Tensor, zt: torch.Tensor, bws: torch.Tensor) -> torch.Tensor:
+    n = min(zs.shape[0], zt.shape[0]) // 2 * 2
+    if n < 2:
+        return (zs.sum() + zt.sum()) * 0.0
+    s1, s2 = zs[0:n:2], zs[1:n:2]
+    t1, t2 = zt[0:n:2], zt[1:n:2]
+
+    def k(a, b):
+        d = ((a - b) ** 2).sum(1)
+        return torch.exp(-d[None] / bws.reshape(-1, 1)).sum(0)
+
+    return (k(s1, s2) + k(t1, t2) - k(s1, t2) - k(s2, t1)).mean()
+
+
+def linear_mmd_loss(zs: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
+    """MMD with the linear kernel: ‖mean(z_s) − mean(z_t)‖² (first moments only)."""
+    zs, zt = _check_pair(zs, zt)
+    delta = zs.mean(0) - zt.mean(0)
+    return (delta * delta).sum()
+
+
+# --------------------------------------------------------------------------- others
+def entropy_loss(probabilities: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Mean Shannon entropy −Σ_c p_c log p_c of rows of class probabilities.
+
+    Minimised on target predictions (entropy minimisation, Grandvalet & Bengio 2005) it
+    pushes decision boundaries away from dense target regions.
+    """
+    p = probabilities.clamp_min(eps)
+    return -(probabilities * p.log()).sum(1).mean()
+
+
+def domain_bce_loss(d_source: torch.Tensor, d_target: torch.Tensor,
+                    reduction: str = "mean_of_means") -> torch.Tensor:
+    """Binary cross-entropy of domain logits, source labelled 1 and target 0.
+
+    ``"mean_of_means"`` (default) averages each domain's loss then the two, so unequal
+    batch sizes weigh the domains equally: ½(−E log σ(d_s) − E log(1 − σ(d_t)));
+    ``"sum_of_means"`` is twice that (ADAPT's convention); ``"mean"`` averages over the
+    concatenation.
+    """
+    ls = F.binary_cross_entropy_with_logits(d_source.reshape(-1),
+                                            torch.ones_like(d_source.reshape(-1)))
+    lt = F.binary_cross_entropy_with_logits(d_target.reshape(-1),
+                                            torch.zeros_like(d_target.reshape(-1)))
+    if reduction == "mean_of_means":
+        return 0.5 * (ls + lt)
+    if reduction == "sum_of_means":
+        return ls + lt
+    if reduction == "mean":
+        ns, nt = d_source.numel(), d_target.numel()
+        return (ns * ls + nt * lt) / (ns + nt)
+    raise ValueError("reduction must be 'mean_of_means', 'sum_of_means' or 'mean'.")
