@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..nn.adaptation import DeepAdaptation, SupervisedLoss, encode_batch
-from ..nn.losses import coral_loss
+from ..nn.losses import coral_loss_pooled
 from ..registry import register
 
 
@@ -19,8 +19,7 @@ class _DeepCORALTask:
 
     def loss(self, batch: dict, progress: float) -> dict[str, torch.Tensor]:
         z, n, _, task = encode_batch(batch, self.nets, self.sup)
-        zs, zt = z[:n], z[n:]
-        coral = coral_loss(zs, zt)
+        coral = coral_loss_pooled(z, n)
         return {"loss": task + self.weight * coral, "task": task, "coral": coral}
 
 

@@ -21,7 +21,7 @@ from .._validation import CLASSIFICATION, DomainData
 from ..base import TransferEstimator
 from ..errors import InputError, ParameterError
 from .estimator import _reset_parameters
-from .networks import mlp
+from .networks import cnn_encoder, image_shape, mlp
 from .trainer import Trainer, resolve_device
 
 
@@ -61,6 +61,11 @@ class DeepAdaptation(TransferEstimator):
         Feature extractor and task head. ``None`` builds an MLP encoder with
         ``hidden_layer_sizes`` and a linear head sized from the labels; a given module is
         copied (and re-initialised from ``random_state`` unless ``reinit=False``).
+        ``encoder="cnn"`` reads each row as a flattened square image (grey when the
+        feature count is a square, RGB when it is three times one) and builds
+        :func:`~transferkit.nn.networks.cnn_encoder` ending in
+        ``hidden_layer_sizes[-1]`` features; other image shapes take
+        ``encoder=cnn_encoder((C, H, W))``.
     standardize : bool, default=True
         Scale each input feature by its pooled source+target mean and std before the
         encoder; ``False`` feeds the raw inputs (per-feature scaling changes the geometry
@@ -124,6 +129,15 @@ class DeepAdaptation(TransferEstimator):
         nets = nn.ModuleDict()
         if self.encoder is None:
             nets["encoder"] = mlp(n_in, self.hidden_layer_sizes, None)
+        elif isinstance(self.encoder, str):
+            if self.encoder != "cnn":
+                raise ParameterError(f"encoder must be a torch.nn.Module, None or 'cnn'; got "
+                                     f"{self.encoder!r}.")
+            try:
+                shape = image_shape(n_in)
+            except ValueError as exc:
+                raise ParameterError(str(exc)) from None
+            nets["encoder"] = cnn_encoder(shape, self.hidden_layer_sizes[-1:])
         else:
             nets["encoder"] = self._copy(self.encoder)
         width = self._width(nets["encoder"], n_in)

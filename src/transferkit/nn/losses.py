@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch.nn import functional as F
 
-__all__ = ["coral_loss", "covariance", "mmd_loss", "linear_mmd_loss", "gaussian_kernel",
+__all__ = ["coral_loss", "coral_loss_pooled", "covariance", "mmd_loss", "mmd_loss_pooled",
+           "linear_mmd_loss", "gaussian_kernel",
            "median_bandwidth", "kernel_bandwidths", "entropy_loss", "domain_bce_loss"]
 
 
@@ -43,6 +44,44 @@ def covariance(z: torch.Tensor) -> torch.Tensor:
     return zc.T @ zc / max(n - 1, 1)
 
 
+class _CoralPooled(torch.autograd.Function):
+    """ℓ_CORAL of the rows ``z[:n]`` vs ``z[n:]`` with its closed-form gradient.
+
+    With centred blocks c_S, c_T and D = C_S − C_T, ∂ℓ/∂z_S = c_S D / (d²(n_S − 1)) and
+    ∂ℓ/∂z_T = −c_T D / (d²(n_T − 1)) (the centring projection leaves c D unchanged, its
+    columns already sum to zero). One backward node instead of a dozen: on the small
+    networks deep adaptation trains, per-op overhead costs more than the arithmetic.
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, n: int) -> torch.Tensor:
+        zs, zt = z[:n], z[n:]
+        ns, nt, d = zs.shape[0], zt.shape[0], z.shape[1]
+        cs, ct = zs - zs.mean(0), zt - zt.mean(0)
+        a, b = 1.0 / max(ns - 1, 1), 1.0 / max(nt - 1, 1)
+        diff = torch.addmm(cs.T @ cs, ct.T, ct, beta=a, alpha=-b)
+        ctx.save_for_backward(cs, ct, diff)
+        ctx.scales = (a / (d * d), -b / (d * d))
+        flat = diff.reshape(-1)
+        return torch.dot(flat, flat) / (4.0 * d * d)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        cs, ct, diff = ctx.saved_tensors
+        a, b = ctx.scales
+        out = torch.cat([cs @ diff * a, ct @ diff * b])
+        return out * grad, None
+
+
+def coral_loss_pooled(z: torch.Tensor, n_source: int) -> torch.Tensor:
+    """:func:`coral_loss` of ``z[:n_source]`` vs ``z[n_source:]`` (one pooled matrix,
+    as an encoder pass over both domains returns it)."""
+    z = _flat(z)
+    if not 0 < n_source < z.shape[0]:
+        raise ValueError(f"n_source must split the {z.shape[0]} rows; got {n_source}.")
+    return _CoralPooled.apply(z, int(n_source))
+
+
 def coral_loss(zs: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
     """Deep CORAL loss: squared Frobenius distance of the feature covariances.
 
@@ -54,9 +93,7 @@ def coral_loss(zs: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
     second-order statistics only.
     """
     zs, zt = _check_pair(zs, zt)
-    d = zs.shape[1]
-    diff = covariance(zs) - covariance(zt)
-    return (diff * diff).sum() / (4.0 * d * d)
+    return coral_loss_pooled(torch.cat([zs, zt]), zs.shape[0])
 
 
 # --------------------------------------------------------------------------- MMD
@@ -88,7 +125,7 @@ def _median_of(d: torch.Tensor) -> torch.Tensor:
     if d.shape[0] < 2:
         return torch.ones((), dtype=d.dtype, device=d.device)
     med = _off_diagonal(d).median()
-    return torch.where(med > 0, med, torch.ones_like(med))
+    return torch.where(med > 0, med, 1.0)  # 1 when most rows coincide
 
 
 def kernel_bandwidths(base: torch.Tensor | float, kernel_mul: float = 2.0,
@@ -111,14 +148,40 @@ def gaussian_kernel(a: torch.Tensor, b: torch.Tensor, bandwidths: torch.Tensor) 
     return torch.exp(-d[None] / bw).sum(0)
 
 
+def _mean_of(d: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance between distinct rows (the diagonal is zero), detached."""
+    n = d.shape[0]
+    total = d.detach().sum()
+    return torch.where(total > 0, total / max(n * (n - 1), 1), 1.0)
+
+
 def _resolve_bandwidths(d, dtype, device, kernel_mul, kernel_num, bandwidth) -> torch.Tensor:
-    if bandwidth is None:
+    if bandwidth is None or bandwidth == "median":
         base = _median_of(d)
+    elif bandwidth == "mean":
+        base = _mean_of(d)
+    elif isinstance(bandwidth, str):
+        raise ValueError(f"bandwidth must be a number, a sequence, 'mean', 'median' or None; "
+                         f"got {bandwidth!r}.")
     elif isinstance(bandwidth, Sequence) or (torch.is_tensor(bandwidth) and bandwidth.ndim):
         return torch.as_tensor(bandwidth, dtype=dtype, device=device).reshape(-1)
     else:
         base = torch.as_tensor(float(bandwidth), dtype=dtype, device=device)
-    return kernel_bandwidths(base, kernel_mul, kernel_num).to(device, dtype)
+    return base * _multipliers(float(kernel_mul), int(kernel_num), dtype, device)
+
+
+_MULTIPLIERS: dict = {}
+
+
+def _multipliers(kernel_mul: float, kernel_num: int, dtype, device,
+                 negative_inverse: bool = False) -> torch.Tensor:
+    """kernel_mul^(i − kernel_num // 2) (or −1 over it, shaped (k, 1, 1)), cached:
+    rebuilt every step it costs several kernel launches."""
+    key = (kernel_mul, kernel_num, dtype, device, negative_inverse)
+    if key not in _MULTIPLIERS:
+        m = kernel_bandwidths(1.0, kernel_mul, kernel_num).to(device, dtype)
+        _MULTIPLIERS[key] = (-1.0 / m).reshape(-1, 1, 1) if negative_inverse else m
+    return _MULTIPLIERS[key]
 
 
 def mmd_loss(zs: torch.Tensor, zt: torch.Tensor, kernel_mul: float = 2.0, kernel_num: int = 5,
@@ -150,15 +213,16 @@ def mmd_loss(zs: torch.Tensor, zt: torch.Tensor, kernel_mul: float = 2.0, kernel
         Ratio between consecutive bandwidths.
     kernel_num : int, default=5
         Number of Gaussian kernels.
-    bandwidth : float, sequence of float, or None
-        ``None``: the kernels are centred on the median pairwise squared distance of the
-        pooled batch (detached, so no gradient flows through the scale); a float: that
+    bandwidth : float, sequence of float, "median", "mean" or None
+        ``None`` or ``"median"``: the kernels are centred on the median pairwise squared
+        distance of the pooled batch (detached, so no gradient flows through the scale);
+        ``"mean"``: on the mean one (cheaper, as in DAN's reference code); a float: that
         centre γ; a sequence: the bandwidths γ_i themselves (``kernel_mul`` and
         ``kernel_num`` are then ignored).
     estimator : {"unbiased", "biased", "linear"}
     """
     zs, zt = _check_pair(zs, zt)
-    m, n = zs.shape[0], zt.shape[0]
+    m = zs.shape[0]
     if estimator == "linear":
         pooled = torch.cat([zs, zt]).detach()
         d = _sq_dists(pooled, pooled) if bandwidth is None else None
@@ -167,14 +231,60 @@ def mmd_loss(zs: torch.Tensor, zt: torch.Tensor, kernel_mul: float = 2.0, kernel
     if estimator not in ("unbiased", "biased"):
         raise ValueError(f"estimator must be 'unbiased', 'biased' or 'linear'; got "
                          f"{estimator!r}.")
-    z = torch.cat([zs, zt])
-    sq = (z * z).sum(1)
-    # One distance matrix serves the bandwidth and every kernel.
-    d = torch.addmm(sq[:, None] + sq[None, :], z, z.T, alpha=-2.0).clamp_min(0.0)
-    bws = _resolve_bandwidths(d, zs.dtype, zs.device, kernel_mul, kernel_num, bandwidth)
-    k = torch.exp(d[None] * (-1.0 / bws).reshape(-1, 1, 1)).sum(0)
-    # The estimator as one weighted sum: kernel launches, not arithmetic, cost the time.
-    return (k * _mmd_weights(m, n, estimator, k)).sum()
+    return mmd_loss_pooled(torch.cat([zs, zt]), m, kernel_mul, kernel_num, bandwidth,
+                           estimator=estimator)
+
+
+class _MMDPooled(torch.autograd.Function):
+    """Σ W∘K over the pooled rows with its closed-form gradient.
+
+    K_ij = Σ_b exp(−D_ij/γ_b), D_ij = ‖z_i − z_j‖²; with G = ∂L/∂D = −W ∘ Σ_b e^{−D/γ_b}/γ_b
+    (symmetric), ∂L/∂z = 4 (diag(G 1) z − G z). The bandwidths are constants (a detached
+    median), so no gradient flows through them.
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, n: int, estimator: str, kernel_mul: float,
+                kernel_num: int, bandwidth) -> torch.Tensor:
+        sq = (z * z).sum(1)
+        # One distance matrix serves the bandwidth and every kernel.
+        d = torch.addmm(sq[:, None] + sq[None, :], z, z.T, alpha=-2.0).clamp_min_(0.0)
+        if bandwidth is None or bandwidth in ("mean", "median"):
+            # the common case, kept to a few kernels: it runs every training step
+            base = _mean_of(d) if bandwidth == "mean" else _median_of(d)
+            neg_inv = _multipliers(kernel_mul, kernel_num, z.dtype, z.device, True) / base
+        else:
+            bws = _resolve_bandwidths(d, z.dtype, z.device, kernel_mul, kernel_num,
+                                      bandwidth)
+            neg_inv = (-1.0 / bws).reshape(-1, 1, 1)
+        e = torch.exp(d[None] * neg_inv)
+        w = _mmd_weights(n, z.shape[0] - n, estimator, z)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(z, (e * neg_inv).sum(0).mul_(w))  # G = ∂L/∂D
+        return torch.dot(e.sum(0).reshape(-1), w.reshape(-1))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        z, g = ctx.saved_tensors
+        out = torch.addmm(g.sum(1, keepdim=True) * z, g, z, alpha=-1.0)
+        return out * (4.0 * grad), None, None, None, None, None
+
+
+def mmd_loss_pooled(z: torch.Tensor, n_source: int, kernel_mul: float = 2.0,
+                    kernel_num: int = 5,
+                    bandwidth: float | Sequence[float] | torch.Tensor | None = None, *,
+                    estimator: str = "unbiased") -> torch.Tensor:
+    """:func:`mmd_loss` of ``z[:n_source]`` vs ``z[n_source:]`` (quadratic estimators),
+    on the pooled matrix an encoder pass over both domains returns."""
+    z = _flat(z)
+    if not 0 < n_source < z.shape[0]:
+        raise ValueError(f"n_source must split the {z.shape[0]} rows; got {n_source}.")
+    if estimator not in ("unbiased", "biased"):
+        raise ValueError(f"estimator must be 'unbiased' or 'biased' here; got {estimator!r}.")
+    if kernel_num < 1:
+        raise ValueError("kernel_num must be at least 1.")
+    return _MMDPooled.apply(z, int(n_source), estimator, float(kernel_mul), int(kernel_num),
+                            bandwidth)
 
 
 _WEIGHTS: dict = {}
