@@ -339,3 +339,13 @@ def test_closed_form_gradients_match_autograd(sizes):
     # the median bandwidth is a constant of the batch: the gradient ignores it
     median = mmd_loss_pooled(z, ns)
     assert torch.isfinite(torch.autograd.grad(median, z)[0]).all()
+
+
+@pytest.mark.parametrize("cls,params", [
+    (DANN, {"schedule": "linear"}), (DANN, {"init": "xavier"}), (DANN, {"encoder": "rnn"}),
+    (DAN, {"mmd_estimator": "fast"}), (DAN, {"bandwidth": "max"}),
+    (DeepCORAL, {"init": "he"})])
+def test_bad_parameters_raise_parameter_error(cls, params):
+    Xs, ys, Xt, _ = tk.datasets.make_two_moons_shift(n_samples=20)
+    with pytest.raises(tk.errors.ParameterError, match=next(iter(params))):
+        cls(**params, epochs=1).fit(Xs, ys, Xt)

@@ -18,6 +18,7 @@ from .errors import (
     LabelLengthError,
     MissingTargetLabelsError,
     NonFiniteInputError,
+    ParameterError,
     SingleClassError,
 )
 
@@ -225,3 +226,18 @@ def check_domains(
     except (TypeError, ValueError):
         raise InputError("regression labels must be numbers.") from None
     return DomainData(Xs_arr, ys_f, Xt_arr, yt_f, labeled, task, None, names)
+
+
+def check_choice(name: str, value: object, choices: tuple) -> None:
+    """Raise :class:`ParameterError` naming the choices when ``value`` is not one."""
+    if value not in choices:
+        raise ParameterError(f"{name} must be one of {', '.join(map(repr, choices))}; "
+                             f"got {value!r}.")
+
+
+def check_positive(name: str, value: float, strict: bool = False) -> None:
+    """Raise :class:`ParameterError` unless ``value`` ≥ 0 (> 0 with ``strict``)."""
+    ok = value > 0 if strict else value >= 0
+    if not ok:
+        raise ParameterError(f"{name} must be {'>' if strict else '>='} 0; got {value!r}.")
+

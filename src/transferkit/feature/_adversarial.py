@@ -14,7 +14,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import ParameterError
 from ..nn.adaptation import SupervisedLoss
 from ..nn.estimator import _reset_parameters
 
@@ -74,15 +73,3 @@ def multilinear_map(f: torch.Tensor, g: torch.Tensor, random_f: nn.Module | None
         return torch.bmm(g.unsqueeze(2), f.unsqueeze(1)).reshape(f.shape[0], -1)
     rf, rg = random_f(f), random_g(g)
     return rf * rg / math.sqrt(rf.shape[1])
-
-
-def check_choice(name: str, value: object, choices: tuple) -> None:
-    if value not in choices:
-        raise ParameterError(f"{name} must be one of {', '.join(map(repr, choices))}; "
-                             f"got {value!r}.")
-
-
-def check_positive(name: str, value: float, strict: bool = False) -> None:
-    ok = value > 0 if strict else value >= 0
-    if not ok:
-        raise ParameterError(f"{name} must be {'>' if strict else '>='} 0; got {value!r}.")

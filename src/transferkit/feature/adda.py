@@ -11,11 +11,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._validation import check_choice, check_positive
 from ..errors import ParameterError
 from ..nn.adaptation import DeepAdaptation, SupervisedLoss, labelled_target
 from ..nn.networks import mlp
 from ..registry import register
-from ._adversarial import check_choice, check_positive
 
 _TERMS = ("loss", "task", "discriminator", "adversarial")
 

@@ -9,11 +9,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._validation import check_choice, check_positive
 from ..nn.adaptation import DeepAdaptation, SupervisedLoss, encode_batch
 from ..nn.layers import adversarial_coefficient, grad_reverse
 from ..nn.networks import mlp
 from ..registry import register
-from ._adversarial import check_choice, check_positive, entropy, frozen_gaussian, multilinear_map
+from ._adversarial import entropy, frozen_gaussian, multilinear_map
 
 _FULL_MAP_MAX = 4096  # "auto" randomizes the map beyond this many d·K dimensions
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._validation import check_choice
 from ..errors import ParameterError
 from ..nn.adaptation import DeepAdaptation, SupervisedLoss, encode_batch
 from ..nn.losses import mmd_loss, mmd_loss_pooled
@@ -142,12 +143,9 @@ class DAN(DeepAdaptation):
         self.random_state = random_state
 
     def _make_task(self, nets: nn.ModuleDict, loss: SupervisedLoss) -> _DANTask:
-        if isinstance(self.bandwidth, str) and self.bandwidth not in ("mean", "median"):
-            raise ParameterError("bandwidth must be a number, 'mean', 'median' or None; got "
-                                 f"{self.bandwidth!r}.")
-        if self.mmd_estimator not in ("unbiased", "linear", "biased"):
-            raise ParameterError("mmd_estimator must be 'unbiased', 'linear' or 'biased'; "
-                                 f"got {self.mmd_estimator!r}.")
+        if isinstance(self.bandwidth, str):
+            check_choice("bandwidth", self.bandwidth, ("mean", "median"))
+        check_choice("mmd_estimator", self.mmd_estimator, ("unbiased", "linear", "biased"))
         if int(self.kernel_num) < 1 or float(self.kernel_mul) <= 0:
             raise ParameterError("kernel_num must be >= 1 and kernel_mul > 0.")
         return _DANTask(nets, loss, self.lambda_, float(self.kernel_mul), int(self.kernel_num),

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import ParameterError
+from .._validation import check_choice
 from ..nn.adaptation import DeepAdaptation, SupervisedLoss, encode_batch
 from ..nn.layers import adversarial_coefficient, grad_reverse
 from ..nn.networks import mlp
@@ -184,6 +184,5 @@ class DANN(DeepAdaptation):
                                  if self.discriminator is None else self._copy(self.discriminator))
 
     def _make_task(self, nets: nn.ModuleDict, loss: SupervisedLoss) -> _DANNTask:
-        if self.schedule not in ("ganin", "constant"):
-            raise ParameterError(f"schedule must be 'ganin' or 'constant'; got {self.schedule!r}.")
+        check_choice("schedule", self.schedule, ("ganin", "constant"))
         return _DANNTask(nets, loss, self.lambda_, self.schedule, self.gamma)

@@ -9,9 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._validation import check_positive
 from ..nn.adaptation import DeepAdaptation, SupervisedLoss, labelled_target
 from ..registry import register
-from ._adversarial import check_positive, discrepancy, head_like
+from ._adversarial import discrepancy, head_like
 
 
 class _MCDTask:

@@ -9,10 +9,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._validation import check_choice, check_positive
 from ..nn.adaptation import DeepAdaptation, SupervisedLoss, encode_batch
 from ..nn.layers import adversarial_coefficient, grad_reverse
 from ..registry import register
-from ._adversarial import check_choice, check_positive, head_like, log_probabilities
+from ._adversarial import head_like, log_probabilities
 
 
 class _MDDTask:

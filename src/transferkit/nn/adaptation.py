@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._random import seed_from
-from .._validation import CLASSIFICATION, DomainData
+from .._validation import CLASSIFICATION, DomainData, check_choice
 from ..base import TransferEstimator
 from ..errors import InputError, ParameterError
 from .estimator import _reset_parameters
@@ -84,8 +84,7 @@ class DeepAdaptation(TransferEstimator):
 
     # ------------------------------------------------------------------ fit
     def _fit(self, data: DomainData, **fit_params: Any) -> None:
-        if self.init not in ("torch", "glorot"):
-            raise ParameterError(f"init must be 'torch' or 'glorot'; got {self.init!r}.")
+        check_choice("init", self.init, ("torch", "glorot"))
         X_all = np.vstack([data.Xs, data.Xt])
         self.x_mean_ = X_all.mean(0)
         std = X_all.std(0)
