@@ -349,3 +349,18 @@ def test_bad_parameters_raise_parameter_error(cls, params):
     Xs, ys, Xt, _ = tk.datasets.make_two_moons_shift(n_samples=20)
     with pytest.raises(tk.errors.ParameterError, match=next(iter(params))):
         cls(**params, epochs=1).fit(Xs, ys, Xt)
+
+
+@pytest.mark.parametrize("estimator", ["unbiased", "biased", "linear"])
+def test_mmd_data_driven_bandwidths_equal_their_explicit_value(estimator):
+    """bandwidth="median"/"mean" centre the kernels on that statistic of the pooled
+    batch's pairwise squared distances, for every estimator (the linear one included)."""
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(20, 3, generator=g), torch.randn(20, 3, generator=g) + 0.7
+    z = torch.cat([a, b])
+    d = torch.cdist(z, z) ** 2
+    off = d[~torch.eye(len(z), dtype=torch.bool)]
+    for name, value in (("median", off.median()), ("mean", off.mean())):
+        got = mmd_loss(a, b, bandwidth=name, estimator=estimator)
+        want = mmd_loss(a, b, bandwidth=float(value), estimator=estimator)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)

@@ -10,6 +10,7 @@ gradients flow to both inputs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -155,7 +156,20 @@ def _mean_of(d: torch.Tensor) -> torch.Tensor:
     return torch.where(total > 0, total / max(n * (n - 1), 1), 1.0)
 
 
-def _resolve_bandwidths(d, dtype, device, kernel_mul, kernel_num, bandwidth) -> torch.Tensor:
+def _data_driven(bandwidth: Any) -> bool:
+    """Whether the kernel centre comes from the batch's distances (median or mean)."""
+    return bandwidth is None or isinstance(bandwidth, str)
+
+
+def _resolve_bandwidths(d, dtype, device, kernel_mul, kernel_num, bandwidth,
+                        negative_inverse: bool = False) -> torch.Tensor:
+    """The bandwidths γ_i (k,), or −1/γ_i shaped (k, 1, 1) with ``negative_inverse`` (the
+    form the kernels use; the geometric family then costs one division of cached
+    constants per step). ``d`` is needed only for a data-driven centre."""
+    if isinstance(bandwidth, Sequence) and not isinstance(bandwidth, str) or (
+            torch.is_tensor(bandwidth) and bandwidth.ndim):
+        bws = torch.as_tensor(bandwidth, dtype=dtype, device=device).reshape(-1)
+        return (-1.0 / bws).reshape(-1, 1, 1) if negative_inverse else bws
     if bandwidth is None or bandwidth == "median":
         base = _median_of(d)
     elif bandwidth == "mean":
@@ -163,11 +177,10 @@ def _resolve_bandwidths(d, dtype, device, kernel_mul, kernel_num, bandwidth) -> 
     elif isinstance(bandwidth, str):
         raise ValueError(f"bandwidth must be a number, a sequence, 'mean', 'median' or None; "
                          f"got {bandwidth!r}.")
-    elif isinstance(bandwidth, Sequence) or (torch.is_tensor(bandwidth) and bandwidth.ndim):
-        return torch.as_tensor(bandwidth, dtype=dtype, device=device).reshape(-1)
     else:
         base = torch.as_tensor(float(bandwidth), dtype=dtype, device=device)
-    return base * _multipliers(float(kernel_mul), int(kernel_num), dtype, device)
+    mult = _multipliers(float(kernel_mul), int(kernel_num), dtype, device, negative_inverse)
+    return mult / base if negative_inverse else base * mult
 
 
 _MULTIPLIERS: dict = {}
@@ -225,7 +238,7 @@ def mmd_loss(zs: torch.Tensor, zt: torch.Tensor, kernel_mul: float = 2.0, kernel
     m = zs.shape[0]
     if estimator == "linear":
         pooled = torch.cat([zs, zt]).detach()
-        d = _sq_dists(pooled, pooled) if bandwidth is None else None
+        d = _sq_dists(pooled, pooled) if _data_driven(bandwidth) else None
         bws = _resolve_bandwidths(d, zs.dtype, zs.device, kernel_mul, kernel_num, bandwidth)
         return _linear_mmd(zs, zt, bws)
     if estimator not in ("unbiased", "biased"):
@@ -249,14 +262,8 @@ class _MMDPooled(torch.autograd.Function):
         sq = (z * z).sum(1)
         # One distance matrix serves the bandwidth and every kernel.
         d = torch.addmm(sq[:, None] + sq[None, :], z, z.T, alpha=-2.0).clamp_min_(0.0)
-        if bandwidth is None or bandwidth in ("mean", "median"):
-            # the common case, kept to a few kernels: it runs every training step
-            base = _mean_of(d) if bandwidth == "mean" else _median_of(d)
-            neg_inv = _multipliers(kernel_mul, kernel_num, z.dtype, z.device, True) / base
-        else:
-            bws = _resolve_bandwidths(d, z.dtype, z.device, kernel_mul, kernel_num,
-                                      bandwidth)
-            neg_inv = (-1.0 / bws).reshape(-1, 1, 1)
+        neg_inv = _resolve_bandwidths(d, z.dtype, z.device, kernel_mul, kernel_num, bandwidth,
+                                      negative_inverse=True)
         e = torch.exp(d[None] * neg_inv)
         w = _mmd_weights(n, z.shape[0] - n, estimator, z)
         if ctx.needs_input_grad[0]:
