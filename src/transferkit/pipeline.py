@@ -39,6 +39,7 @@ SEED_NETWORK = {"hidden_layer_sizes": (10, 10), "lr": 1e-3, "epochs": 800, "batc
                 "standardize": False}
 #: the seed tutorial's KLIEP kernel widths.
 SEED_METHOD_PARAMS = {"KLIEP": {"sigmas": [0.1, 1, 10]}}
+_REPORT_MARKER = "summary.json"
 
 
 def seed_method_params(names: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -52,7 +53,6 @@ def seed_method_params(names: Sequence[str]) -> dict[str, dict[str, Any]]:
         if info.backend == "torch" and info.family == "feature":
             params[name] = adapt_two_moons_settings(name)
     return params
-_REPORT_MARKER = "summary.json"
 
 
 @dataclass

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from .._validation import check_choice, check_positive
 from ..errors import ParameterError
-from ..nn.adaptation import DeepAdaptation, SupervisedLoss, labelled_target
+from ..nn.adaptation import DeepAdaptation, SupervisedLoss, encode_batch, labelled_target
 from ..nn.networks import mlp
 from ..registry import register
 
@@ -49,14 +49,12 @@ class _ADDATask:
 
     def training_step(self, batch: dict, progress: float, optimizers: dict) -> dict:
         nets = self.nets
-        xs, ys = batch["source"]
+        xs = batch["source"][0]
         xt = batch["target"][0]
         zero = xs.new_zeros(())
         if progress < self.pretrain:
             # Stage 1: source encoder and head learn the task (labelled target rows too).
-            z = nets["source_encoder"](torch.cat([xs, xt]))
-            task = self.sup(nets["head"](z[:len(xs)]), ys) + labelled_target(
-                batch, nets, z[len(xs):], self.sup)
+            task = encode_batch(batch, nets, self.sup, encoder="source_encoder")[3]
             optimizers["source"].zero_grad(set_to_none=True)
             task.backward()
             optimizers["source"].step()

@@ -90,13 +90,9 @@ class DANN(DeepAdaptation):
     schedule : {"ganin", "constant"}, default="ganin"
     gamma : float, default=10.0
         Steepness γ of the Ganin schedule.
-    standardize : bool, default=True
-        Scale each input feature by its pooled source+target mean and std before the
-        encoder; ``False`` feeds the raw inputs (per-feature scaling changes the
-        geometry of the shift: a rotation becomes a shear).
-    init : {"torch", "glorot"}, default="torch"
-        Initialisation of every linear layer: torch's default, or Glorot-uniform
-        weights with zero biases (the Keras default that ADAPT's networks use).
+    standardize, init
+        Input scaling and layer initialisation; see
+        :class:`~transferkit.nn.adaptation.DeepAdaptation`.
     epochs : int, default=100
     batch_size : int or None, default=64
         Per domain.

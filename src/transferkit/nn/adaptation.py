@@ -203,20 +203,21 @@ class DeepAdaptation(TransferEstimator):
 
 
 def encode_batch(batch: dict, nets: nn.ModuleDict, loss: SupervisedLoss,
-                 head_on_target: bool = False
+                 head_on_target: bool = False, encoder: str = "encoder"
                  ) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]:
     """One encoder pass over a paired batch and the supervised loss every method shares.
 
     Returns ``(z, n_source, out, task)``: features of the source rows then the target
     rows, the number of source rows, the head's outputs (source rows only, or every row
     with ``head_on_target``) and the supervised loss on the source rows plus the labelled
-    target rows. One pass over the concatenated domains costs half the kernel launches of
-    two, which dominates on small networks.
+    target rows. ``encoder`` names the network in ``nets`` to use. One pass over the
+    concatenated domains costs half the kernel launches of two, which dominates on small
+    networks.
     """
     xs, ys = batch["source"]
     xt, yt, mask = batch["target"]
     n = len(xs)
-    z = nets["encoder"](torch.cat([xs, xt]))
+    z = nets[encoder](torch.cat([xs, xt]))
     out = nets["head"](z if head_on_target else z[:n])
     task = loss(out[:n], ys)
     if bool(mask.any()):  # labelled target rows join the supervised loss
