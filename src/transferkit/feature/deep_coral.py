@@ -20,7 +20,7 @@ class _DeepCORALTask:
     def loss(self, batch: dict, progress: float) -> dict[str, torch.Tensor]:
         z, n, _, task = encode_batch(batch, self.nets, self.sup)
         coral = coral_loss_pooled(z, n)
-        return {"loss": task + self.weight * coral, "task": task, "coral": coral}
+        return {"loss": torch.add(task, coral, alpha=self.weight), "task": task, "coral": coral}
 
 
 @register(family="feature", settings=("unsupervised", "semi-supervised", "supervised"),

@@ -26,10 +26,15 @@ from .trainer import Trainer, resolve_device
 
 
 class SupervisedLoss:
-    """Cross-entropy (binary or multi-class) or squared error on labelled rows."""
+    """Cross-entropy (binary or multi-class) or squared error on labelled rows.
 
-    def __init__(self, kind: str) -> None:
+    ``target_labels`` says whether any target row is labelled: when none is (the
+    unsupervised setting), the per-batch search for labelled target rows is skipped.
+    """
+
+    def __init__(self, kind: str, target_labels: bool = True) -> None:
         self.kind = kind  # "binary", "multiclass" or "regression"
+        self.target_labels = target_labels
 
     def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if y.numel() == 0:
@@ -106,7 +111,7 @@ class DeepAdaptation(TransferEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.networks_ = self._build(data.Xs.shape[1], n_out)
-        loss = SupervisedLoss(kind)
+        loss = SupervisedLoss(kind, target_labels=bool(np.any(data.labeled)))
         task = self._make_task(self.networks_, loss)
         trainer = Trainer(
             epochs=fit_params.pop("epochs", self.epochs),
@@ -219,8 +224,8 @@ def encode_batch(batch: dict, nets: nn.ModuleDict, loss: SupervisedLoss,
     n = len(xs)
     z = nets[encoder](torch.cat([xs, xt]))
     out = nets["head"](z if head_on_target else z[:n])
-    task = loss(out[:n], ys)
-    if bool(mask.any()):  # labelled target rows join the supervised loss
+    task = loss(out[:n] if head_on_target else out, ys)
+    if loss.target_labels and bool(mask.any()):  # labelled target rows join the loss
         out_t = out[n:][mask] if head_on_target else nets["head"](z[n:][mask])
         task = task + loss(out_t, yt[mask])
     return z, n, out, task
@@ -230,7 +235,7 @@ def labelled_target(batch: dict, nets: nn.ModuleDict, z_t: torch.Tensor, loss: S
                     ) -> torch.Tensor:
     """Supervised loss on the labelled rows of a target batch (0 when there are none)."""
     _, yt, mask = batch["target"]
-    if not bool(mask.any()):
+    if not (loss.target_labels and bool(mask.any())):
         return z_t.sum() * 0.0
     return loss(nets["head"](z_t[mask]), yt[mask])
 

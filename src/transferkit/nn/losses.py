@@ -98,6 +98,13 @@ def coral_loss(zs: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- MMD
+# Kernel exponents are floored here: exp(−87) ≈ 1.6e−38 is still a normal float32, and
+# torch's CPU exp takes a slow path 40-60× slower for arguments whose result is
+# subnormal or zero (measured: a (5, 68, 68) batch kernel, 27 µs vs 1.1-1.8 ms). Far
+# pairs are common in a learned feature space; the kernel values lost are below 1e−37.
+_EXP_FLOOR = -87.0
+
+
 def _sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     # ‖a‖² + ‖b‖² − 2ab, clamped: exact enough for features and much cheaper than cdist
     # for the small batches deep adaptation uses.
@@ -118,15 +125,20 @@ def median_bandwidth(z: torch.Tensor) -> torch.Tensor:
     coincide.
     """
     z = _flat(z).detach()
-    return _median_of(_sq_dists(z, z))
+    return torch.as_tensor(_median_of(_sq_dists(z, z)), dtype=z.dtype, device=z.device)
 
 
-def _median_of(d: torch.Tensor) -> torch.Tensor:
+# The kernel centre of a batch: a Python float on the CPU, where reading it is free and
+# spares the kernels that a tensor's guard against 0 costs; a tensor elsewhere, so that
+# a GPU never waits on the host.
+def _median_of(d: torch.Tensor) -> torch.Tensor | float:
     d = d.detach()
     if d.shape[0] < 2:
-        return torch.ones((), dtype=d.dtype, device=d.device)
+        return 1.0
     med = _off_diagonal(d).median()
-    return torch.where(med > 0, med, 1.0)  # 1 when most rows coincide
+    if med.device.type == "cpu":
+        return float(med) or 1.0  # 1 when most rows coincide
+    return torch.where(med > 0, med, 1.0)
 
 
 def kernel_bandwidths(base: torch.Tensor | float, kernel_mul: float = 2.0,
@@ -146,13 +158,15 @@ def gaussian_kernel(a: torch.Tensor, b: torch.Tensor, bandwidths: torch.Tensor) 
     """Σ_i exp(−‖a − b‖² / γ_i): the multi-kernel Gram matrix (n_a, n_b)."""
     d = _sq_dists(_flat(a), _flat(b))
     bw = torch.as_tensor(bandwidths, dtype=d.dtype, device=d.device).reshape(-1, 1, 1)
-    return torch.exp(-d[None] / bw).sum(0)
+    return torch.exp((-d[None] / bw).clamp_min(_EXP_FLOOR)).sum(0)
 
 
-def _mean_of(d: torch.Tensor) -> torch.Tensor:
+def _mean_of(d: torch.Tensor) -> torch.Tensor | float:
     """Mean squared distance between distinct rows (the diagonal is zero), detached."""
     n = d.shape[0]
     total = d.detach().sum()
+    if total.device.type == "cpu":
+        return float(total) / max(n * (n - 1), 1) or 1.0
     return torch.where(total > 0, total / max(n * (n - 1), 1), 1.0)
 
 
@@ -178,7 +192,7 @@ def _resolve_bandwidths(d, dtype, device, kernel_mul, kernel_num, bandwidth,
         raise ValueError(f"bandwidth must be a number, a sequence, 'mean', 'median' or None; "
                          f"got {bandwidth!r}.")
     else:
-        base = torch.as_tensor(float(bandwidth), dtype=dtype, device=device)
+        base = float(bandwidth)
     mult = _multipliers(float(kernel_mul), int(kernel_num), dtype, device, negative_inverse)
     return mult / base if negative_inverse else base * mult
 
@@ -253,28 +267,33 @@ class _MMDPooled(torch.autograd.Function):
 
     K_ij = Σ_b exp(−D_ij/γ_b), D_ij = ‖z_i − z_j‖²; with G = ∂L/∂D = −W ∘ Σ_b e^{−D/γ_b}/γ_b
     (symmetric), ∂L/∂z = 4 (diag(G 1) z − G z). The bandwidths are constants (a detached
-    median), so no gradient flows through them.
+    median), so no gradient flows through them. Small batches make this launch-bound, so
+    the pass is written for few kernel launches (a matrix-vector product reduces the k
+    kernels to G; the factor 4 rides on cached weights).
     """
 
     @staticmethod
     def forward(ctx, z: torch.Tensor, n: int, estimator: str, kernel_mul: float,
                 kernel_num: int, bandwidth) -> torch.Tensor:
-        sq = (z * z).sum(1)
-        # One distance matrix serves the bandwidth and every kernel.
-        d = torch.addmm(sq[:, None] + sq[None, :], z, z.T, alpha=-2.0).clamp_min_(0.0)
+        # One distance matrix serves the bandwidth and every kernel; the squared norms are
+        # the Gram matrix's diagonal (a reduction fewer than summing z²).
+        gram = z @ z.T
+        sq = gram.diagonal()
+        d = torch.add(sq[:, None] + sq[None, :], gram, alpha=-2.0).clamp_min_(0.0)
         neg_inv = _resolve_bandwidths(d, z.dtype, z.device, kernel_mul, kernel_num, bandwidth,
                                       negative_inverse=True)
-        e = torch.exp(d[None] * neg_inv)
-        w = _mmd_weights(n, z.shape[0] - n, estimator, z)
-        if ctx.needs_input_grad[0]:
-            ctx.save_for_backward(z, (e * neg_inv).sum(0).mul_(w))  # G = ∂L/∂D
-        return torch.dot(e.sum(0).reshape(-1), w.reshape(-1))
+        k = neg_inv.shape[0]
+        e = torch.exp((d[None] * neg_inv).clamp_min_(_EXP_FLOOR)).reshape(k, -1)
+        w, w4 = _mmd_weights(n, z.shape[0] - n, estimator, z)
+        if ctx.needs_input_grad[0]:  # 4G, from Σ_b e_b · (−1/γ_b), the kernel's D-derivative
+            ctx.save_for_backward(z, torch.mv(e.T, neg_inv.reshape(k)).mul_(w4).reshape(d.shape))
+        return torch.dot(e.sum(0), w)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        z, g = ctx.saved_tensors
-        out = torch.addmm(g.sum(1, keepdim=True) * z, g, z, alpha=-1.0)
-        return out * (4.0 * grad), None, None, None, None, None
+        z, g4 = ctx.saved_tensors
+        out = torch.addmm(g4.sum(1, keepdim=True) * z, g4, z, alpha=-1.0)
+        return out.mul_(grad), None, None, None, None, None
 
 
 def mmd_loss_pooled(z: torch.Tensor, n_source: int, kernel_mul: float = 2.0,
@@ -297,13 +316,15 @@ def mmd_loss_pooled(z: torch.Tensor, n_source: int, kernel_mul: float = 2.0,
 _WEIGHTS: dict = {}
 
 
-def _mmd_weights(m: int, n: int, estimator: str, like: torch.Tensor) -> torch.Tensor:
-    """W with MMD² = Σ W ∘ K: 1/(m(m−1)) on source pairs i ≠ j (1/m² biased), 1/(n(n−1))
-    on target pairs, −1/(mn) on cross pairs."""
+def _mmd_weights(m: int, n: int, estimator: str, like: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """W with MMD² = Σ W ∘ K, flattened, and 4W (the gradient's factor): 1/(m(m−1)) on
+    source pairs i ≠ j (1/m² biased), 1/(n(n−1)) on target pairs, −1/(mn) on cross
+    pairs. Cached: the batch sizes repeat every step."""
     unbiased = estimator == "unbiased" and m > 1 and n > 1
     key = (m, n, unbiased, like.device, like.dtype)
-    w = _WEIGHTS.get(key)
-    if w is None:
+    cached = _WEIGHTS.get(key)
+    if cached is None:
         w = like.new_empty(m + n, m + n)
         w[:m, :m] = 1.0 / (m * (m - 1) if unbiased else m * m)
         w[m:, m:] = 1.0 / (n * (n - 1) if unbiased else n * n)
@@ -312,8 +333,8 @@ def _mmd_weights(m: int, n: int, estimator: str, like: torch.Tensor) -> torch.Te
             w.fill_diagonal_(0.0)
         if len(_WEIGHTS) > 64:
             _WEIGHTS.clear()
-        _WEIGHTS[key] = w
-    return w
+        cached = _WEIGHTS[key] = (w.reshape(-1), 4.0 * w.reshape(-1))
+    return cached
 
 
 def _linear_mmd(zs: torch.Tensor, zt: torch.Tensor, bws: torch.Tensor) -> torch.Tensor:
@@ -325,7 +346,7 @@ def _linear_mmd(zs: torch.Tensor, zt: torch.Tensor, bws: torch.Tensor) -> torch.
 
     def k(a, b):
         d = ((a - b) ** 2).sum(1)
-        return torch.exp(-d[None] / bws.reshape(-1, 1)).sum(0)
+        return torch.exp((-d[None] / bws.reshape(-1, 1)).clamp_min(_EXP_FLOOR)).sum(0)
 
     return (k(s1, s2) + k(t1, t2) - k(s1, t2) - k(s2, t1)).mean()
 
