@@ -18,11 +18,13 @@ from .registry import get_method, make, methods
 
 __version__ = "0.1.0"
 
-__all__ = ["datasets", "errors", "instance", "feature", "baselines", "nn", "selection", "pipeline",
+__all__ = ["datasets", "errors", "instance", "feature", "parameter", "pretrained", "baselines",
+           "nn", "selection", "pipeline",
            "TransferEstimator",
            "TransferkitError", "methods", "make", "get_method", "load", "__version__"]
 
-_LAZY = {"instance", "feature", "baselines", "nn", "report", "io", "selection", "pipeline"}
+_LAZY = {"instance", "feature", "parameter", "pretrained", "baselines", "nn", "report", "io",
+         "selection", "pipeline"}
 
 
 def __getattr__(name: str) -> Any:

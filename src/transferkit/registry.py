@@ -18,7 +18,8 @@ __all__ = ["MethodInfo", "register", "methods", "get_method", "make", "SETTINGS"
 FAMILIES = ("baseline", "instance", "feature", "parameter", "heterogeneous")
 SETTINGS = ("unsupervised", "semi-supervised", "supervised", "heterogeneous", "multi-source")
 # Modules whose import registers methods; loaded lazily so `import transferkit` stays fast.
-_FAMILY_MODULES = ("transferkit.baselines", "transferkit.instance", "transferkit.feature")
+_FAMILY_MODULES = ("transferkit.baselines", "transferkit.instance", "transferkit.feature",
+                   "transferkit.parameter")
 
 
 @dataclass(frozen=True)
