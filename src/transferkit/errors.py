@@ -81,3 +81,10 @@ class LoadError(TransferkitError):
 
 class ParameterError(TransferkitError):
     """A hyper-parameter has a value the method cannot use."""
+
+
+class DatasetUnavailableError(TransferkitError):
+    """A data set that an installed package should ship is missing or unreadable.
+
+    The message names what is missing and the exact command that installs it.
+    """

@@ -183,7 +183,72 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     return out
 
 
-def _load(source: Any, target: Any, label: str | None) -> dict[str, Any]:
+def _labels_with_missing(values: Any) -> np.ndarray:
+    """Labels with empty cells as NaN (numbers) or None (strings), as ``fit`` reads them."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "fiub":
+        return arr
+    return np.array([None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+                     for v in arr], dtype=object)
+
+
+def _load_encoded(source: Any, target: Any, label: str | None, text_column: str | None,
+                  encoder: str | None) -> dict[str, Any] | None:
+    """Image folders or a text column, encoded by a pretrained model (None otherwise)."""
+    is_dir = [isinstance(o, (str, os.PathLike)) and Path(o).is_dir() for o in (source, target)]
+    if any(is_dir):
+        if not all(is_dir):
+            raise InputError("pass two image folders (source and target), or two tables.")
+        from .datasets.images import load_image_folder
+        from .pretrained import ImageEncoder
+
+        (ps, ys), (pt, yt) = load_image_folder(source), load_image_folder(target)
+        if ys is None or any(v is None for v in ys):
+            raise InputError(f"every source image needs a label: put them in one subfolder "
+                             f"per class under {source}.")
+        enc = ImageEncoder(encoder or "efficientnet-lite0")
+        Xs, Xt = enc.transform(ps), enc.transform(pt)
+        yt = np.full(len(pt), None, dtype=object) if yt is None else yt
+        kind = "image folder"
+    elif text_column is not None:
+        if label is None:
+            raise InputError("pass label: the name of the label column of the source table.")
+        from .datasets.tables import load_table
+        from .pretrained import TextEncoder
+
+        frames = [load_table(o) if isinstance(o, (str, os.PathLike)) else o
+                  for o in (source, target)]
+        for name, frame in zip(("source", "target"), frames):
+            if text_column not in frame.columns:
+                raise InputError(f"the {name} table has no column {text_column!r}; its "
+                                 f"columns are {list(frame.columns)}.")
+        if label not in frames[0].columns:
+            raise InputError(f"the source table has no label column {label!r}.")
+        enc = TextEncoder(encoder or "all-MiniLM-L6-v2")
+        texts = [f[text_column].fillna("").astype(str).tolist() for f in frames]
+        Xs, Xt = enc.transform(texts[0]), enc.transform(texts[1])
+        ys = frames[0][label].to_numpy()
+        yt = (_labels_with_missing(frames[1][label]) if label in frames[1].columns
+              else np.full(len(frames[1]), np.nan))
+        kind = f"text column {text_column!r}"
+    else:
+        return None
+    name = getattr(enc, "name", encoder)
+    return {"Xs": np.asarray(Xs), "ys": _labels_with_missing(ys), "Xt": np.asarray(Xt),
+            "yt": yt, "feature_names": [f"{name}[{i}]" for i in range(np.shape(Xs)[1])],
+            "source": str(source) if isinstance(source, (str, os.PathLike)) else "DataFrame",
+            "target": str(target) if isinstance(target, (str, os.PathLike)) else "DataFrame",
+            "label": label, "seed_problem": False, "encoder": f"{name} ({kind})"}
+
+
+def _load(source: Any, target: Any, label: str | None, text_column: str | None = None,
+          encoder: str | None = None) -> dict[str, Any]:
+    if source is not None and target is not None:
+        encoded = _load_encoded(source, target, label, text_column, encoder)
+        if encoded is not None:
+            return encoded
+    elif text_column is not None:
+        raise InputError("text_column needs source and target tables.")
     if source is None and target is None:
         if label is not None:
             raise InputError("label is given but no data; pass source and target tables too.")
@@ -324,7 +389,8 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
             target: Any = None, label: str | None = None, *,
             methods: Sequence[str] | None = None, seeds: int | Sequence[int] = 3,
             estimator: Any = "auto", target_train_fraction: float = 0.0,
-            n_jobs: int | None = None, progress: bool = True) -> RunResult:
+            n_jobs: int | None = None, progress: bool = True,
+            text_column: str | None = None, encoder: str | None = None) -> RunResult:
     """Like :func:`run`, and also return the :class:`Leaderboard` (for printing)."""
     start = time.perf_counter()
     out = Path(output)
@@ -340,7 +406,7 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
     for name in methods or ():
         get_method(name)  # an unknown name fails before any data is loaded
 
-    data = _load(source, target, label)
+    data = _load(source, target, label, text_column, encoder)
     Xs, ys, Xt, yt = data["Xs"], data["ys"], data["Xt"], data["yt"]
     base = None if isinstance(estimator, str) else estimator
     task = infer_task(np.asarray(ys), base)
@@ -368,6 +434,7 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
             "n_features": int(Xs.shape[1]), "feature_names": list(data["feature_names"]),
             "n_target_labelled": int((~_missing_mask(np.asarray(yt))).sum()),
             "n_target_train_labels": n_train, "n_target_eval": board.n_eval,
+            "encoder": data.get("encoder"),
         },
         "metric": board.metric,
         "evaluation": (f"Scored on {board.n_eval} labelled target samples that no method saw "
@@ -408,7 +475,8 @@ def run(output: str | os.PathLike = "transferkit-output", source: Any = None,
         target: Any = None, label: str | None = None, *,
         methods: Sequence[str] | None = None, seeds: int | Sequence[int] = 3,
         estimator: Any = "auto", target_train_fraction: float = 0.0,
-        n_jobs: int | None = None, progress: bool = True) -> dict[str, Any]:
+        n_jobs: int | None = None, progress: bool = True, text_column: str | None = None,
+        encoder: str | None = None) -> dict[str, Any]:
     """Compare every method that fits the problem and write a report to ``output``.
 
     Parameters
@@ -419,7 +487,10 @@ def run(output: str | os.PathLike = "transferkit-output", source: Any = None,
         written to a temporary sibling first and moved into place at the end, so a
         failure leaves nothing half-written; an existing report there is replaced.
     source, target : path or DataFrame, optional
-        CSV / Parquet tables (or DataFrames). Neither: the seed's Two Moons problem.
+        CSV / Parquet tables (or DataFrames), or two image folders (one subfolder per
+        class; target images may sit unlabelled directly in the folder), whose images a
+        pretrained ``encoder`` turns into features first. Neither: the seed's Two Moons
+        problem.
     label : str, optional
         Label column (required with tables; optional in the target, where empty cells
         mark unlabelled rows).
@@ -439,6 +510,12 @@ def run(output: str | os.PathLike = "transferkit-output", source: Any = None,
         chooses the backend.
     progress : bool, default=True
         Show a progress bar.
+    text_column : str, optional
+        Column of the tables holding text: a pretrained sentence encoder turns it into the
+        features (the other columns are not used).
+    encoder : str, optional
+        Pretrained model for text or images (default all-MiniLM-L6-v2 / efficientnet-lite0;
+        see :mod:`transferkit.pretrained`).
 
     Returns
     -------
@@ -450,7 +527,8 @@ def run(output: str | os.PathLike = "transferkit-output", source: Any = None,
     """
     return execute(output, source, target, label, methods=methods, seeds=seeds,
                    estimator=estimator, target_train_fraction=target_train_fraction,
-                   n_jobs=n_jobs, progress=progress).summary
+                   n_jobs=n_jobs, progress=progress, text_column=text_column,
+                   encoder=encoder).summary
 
 
 def _negative(board: Leaderboard) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ..errors import ParameterError, TransferkitError
+from ..errors import DatasetUnavailableError, ParameterError
 
 __all__ = ["load_fashion_mnist", "FASHION_MNIST_CLASSES", "FASHION_MNIST_PATH",
            "DatasetUnavailableError"]
@@ -40,13 +40,6 @@ _INSTALL_HINT = ("install it with `apt-get install dataset-fashion-mnist` (as ro
 #: idx type code (third byte of the magic number) -> big-endian NumPy dtype.
 _IDX_DTYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
                0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
-
-
-class DatasetUnavailableError(TransferkitError):
-    """A data set that an installed package should ship is missing or unreadable.
-
-    The message names what is missing and the exact command that installs it.
-    """
 
 
 def _read_idx(path: Path) -> np.ndarray:

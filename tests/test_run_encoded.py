@@ -1,0 +1,96 @@
+"""`transferkit run` on image folders and a text column: a pretrained encoder comes first."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import transferkit as tk
+from transferkit.datasets.images import load_image_folder
+from transferkit.pipeline import _load
+
+
+class _FakeEncoder:
+    """Stands in for a pretrained encoder: 3 features from the text length / pixels."""
+
+    name = "fake"
+
+    def __init__(self, name=None):
+        pass
+
+    def transform(self, items):
+        rows = []
+        for x in items:
+            if isinstance(x, str) and x.endswith(".png"):
+                from PIL import Image
+
+                a = np.asarray(Image.open(x), dtype=float)
+                rows.append([a.mean(), a.std(), a.max()])
+            else:
+                rows.append([len(x), x.count("good"), x.count("bad")])
+        return np.asarray(rows, dtype=float)
+
+
+@pytest.fixture
+def fake_encoders(monkeypatch):
+    pytest.importorskip("transferkit.pretrained")
+    import transferkit.pretrained as pre
+
+    monkeypatch.setattr(pre, "TextEncoder", _FakeEncoder, raising=False)
+    monkeypatch.setattr(pre, "ImageEncoder", _FakeEncoder, raising=False)
+
+
+def _images(root, spec):
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(0)
+    for sub, n, level in spec:
+        folder = root / sub if sub else root
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            a = np.clip(rng.normal(level, 20, (8, 8)), 0, 255).astype(np.uint8)
+            Image.fromarray(a).save(folder / f"{i}.png")
+
+
+def test_image_folder_layouts(tmp_path):
+    _images(tmp_path / "s", [("cat", 3, 50), ("dog", 2, 200)])
+    _images(tmp_path / "t", [("", 4, 60)])
+    paths, labels = load_image_folder(tmp_path / "s")
+    assert len(paths) == 5 and list(labels) == ["cat"] * 3 + ["dog"] * 2
+    assert load_image_folder(tmp_path / "t")[1] is None
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(tk.errors.InputError, match="no images"):
+        load_image_folder(tmp_path / "empty")
+
+
+def test_load_encodes_image_folders(tmp_path, fake_encoders):
+    _images(tmp_path / "s", [("cat", 6, 50), ("dog", 6, 200)])
+    _images(tmp_path / "t", [("cat", 4, 70), ("dog", 4, 180), ("", 3, 120)])
+    data = _load(str(tmp_path / "s"), str(tmp_path / "t"), None)
+    assert data["Xs"].shape == (12, 3) and data["Xt"].shape == (11, 3)
+    assert sum(v is None for v in data["yt"]) == 3
+    assert "image folder" in data["encoder"]
+
+
+def test_run_on_a_text_column(tmp_path, fake_encoders):
+    rng = np.random.default_rng(0)
+
+    def table(n, shift):
+        words = rng.choice(["good", "bad"], n)
+        text = [f"{w} " * int(k) + "x" * int(shift) for w, k in zip(words, rng.integers(1, 4, n))]
+        return pd.DataFrame({"review": text, "label": (words == "good").astype(int)})
+
+    summary = tk.pipeline.run(tmp_path / "out", table(60, 0), table(40, 5), "label",
+                              text_column="review", methods=["CORAL"], seeds=1,
+                              estimator="linear", progress=False, n_jobs=1)
+    assert summary["data"]["encoder"].startswith("fake (text column 'review')")
+    assert summary["data"]["n_features"] == 3
+    assert summary["methods"]["SourceOnly"]["target_accuracy_mean"] > 0.9
+
+
+def test_text_column_errors(fake_encoders):
+    df = pd.DataFrame({"t": ["a", "b"], "y": [0, 1]})
+    with pytest.raises(tk.errors.InputError, match="no column 'text'"):
+        _load(df, df, "y", text_column="text")
+    with pytest.raises(tk.errors.InputError, match="needs source and target"):
+        _load(None, None, None, text_column="t")
