@@ -368,6 +368,15 @@ def test_a_fitted_deep_adaptation_teacher_exposes_its_layers(moons):
     assert m.networks_["regressor"].weight.shape[0] == 64
 
 
+def test_a_distilled_student_teaches_the_next_one(moons, moons_teacher):
+    Xs, ys, Xt, yt, few = moons
+    first = _kd(teacher=moons_teacher, hidden_layer_sizes=(16,)).fit(Xs, ys, Xt, few)
+    second = _kd(teacher=first, kind="response+relation", hidden_layer_sizes=(4,))
+    second.fit(Xs, ys, Xt, few)
+    assert second.teacher_ is first
+    assert second.transform(Xt).shape == (len(Xt), 4)
+
+
 def test_transfer_sets(moons, moons_teacher):
     Xs, ys, Xt, yt, few = moons
     target = _kd(teacher=moons_teacher, epochs=3).fit(Xs, ys, Xt)

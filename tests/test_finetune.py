@@ -47,13 +47,13 @@ def test_feature_extraction_keeps_the_backbone_and_full_changes_it(moons):
 
 def test_partial_freezes_exactly_the_first_blocks(moons):
     Xs, ys, Xt, _, few = moons
-    start = _source_model(moons).backbone_.blocks
+    start = _source_model(moons).backbone_
     m = FineTune(**FAST, strategy="partial", n_frozen=1, source_epochs=60,
                  random_state=0).fit(Xs, ys, Xt, few)
-    for a, b in zip(start[0].parameters(), m.backbone_.blocks[0].parameters()):
+    for a, b in zip(start[0].parameters(), m.backbone_[0].parameters()):
         assert torch.equal(a, b)
     assert not all(torch.equal(a, b) for a, b in zip(start[1].parameters(),
-                                                       m.backbone_.blocks[1].parameters()))
+                                                       m.backbone_[1].parameters()))
 
 
 def test_l2_sp_keeps_weights_closer_to_the_start(moons):
@@ -71,11 +71,11 @@ def test_l2_sp_keeps_weights_closer_to_the_start(moons):
 
 def test_discriminative_rates_move_lower_blocks_less(moons):
     Xs, ys, Xt, _, few = moons
-    start = _source_model(moons).backbone_.blocks
+    start = _source_model(moons).backbone_
 
     def moved(m, i):
         return sum(float((a - b).abs().sum().detach()) for a, b in
-                   zip(start[i].parameters(), m.backbone_.blocks[i].parameters()))
+                   zip(start[i].parameters(), m.backbone_[i].parameters()))
 
     flat = FineTune(**FAST, source_epochs=60, random_state=0).fit(Xs, ys, Xt, few)
     decayed = FineTune(**FAST, source_epochs=60, layer_lr_decay=10.0, random_state=0).fit(

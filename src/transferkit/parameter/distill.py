@@ -146,6 +146,10 @@ def _teacher_net(teacher: Any) -> _TeacherNet | None:
         return _TeacherNet(module, teacher._scale, getattr(teacher, "classes_", None),
                            lambda o: o * teacher.y_scale_ + teacher.y_mean_)
     nets = getattr(teacher, "networks_", None)
+    if isinstance(nets, nn.ModuleDict) and "student" in nets and hasattr(teacher, "_scale"):
+        # A fitted KnowledgeDistillation: its student teaches the next one.
+        return _TeacherNet(nets["student"], teacher._scale, getattr(teacher, "classes_", None),
+                           lambda o: o * teacher.y_scale_ + teacher.y_mean_)
     if isinstance(nets, nn.ModuleDict) and "encoder" in nets and "head" in nets \
             and hasattr(teacher, "_scale"):
         # A fitted deep adaptation method (DANN, DeepCORAL, ...): encoder then head.
@@ -247,12 +251,13 @@ class KnowledgeDistillation(TransferEstimator):
           ``(Xs, ys)`` (for ``teacher_epochs``; inputs standardised on the source when
           ``standardize``), then frozen.
         - a trained ``torch.nn.Module`` returning logits (one per class, classes in sorted
-          order; or one logit for binary tasks), or one value for regression. It is
-          called on the raw features, as given to ``fit``, and never modified.
-        - a fitted :class:`~transferkit.nn.TorchEstimator` or deep transferkit method
-          (DANN, DeepCORAL, ...): its network is used with its own input scaling, so
-          feature and relation distillation reach its layers (a DANN teacher names its
-          parts ``"encoder"`` and ``"head"``).
+          order; or one logit for binary tasks), or one value in label units for
+          regression. It is called on the raw features, as given to ``fit``, and never
+          modified.
+        - a fitted :class:`~transferkit.nn.TorchEstimator`, deep transferkit method
+          (DANN, DeepCORAL, ...) or ``KnowledgeDistillation`` (its student): its network
+          is used with its own input scaling, so feature and relation distillation reach
+          its layers (a DANN teacher names its parts ``"encoder"`` and ``"head"``).
         - any other fitted classifier with ``predict_proba`` (scikit-learn, a transferkit
           method): its log-probabilities serve as logits (they differ from the logits by
           a per-row constant, which the softmax ignores at every τ); response only.
@@ -267,7 +272,7 @@ class KnowledgeDistillation(TransferEstimator):
     kind : str or tuple of str, default="response"
         Which knowledge to distil: ``"response"``, ``"feature"``, ``"relation"``, or a
         combination (``"response+relation"`` or ``("response", "feature")``).
-    tau : float, default=4.0
+    tau : float, default=2.0
         Temperature τ > 0 of the soft targets.
     alpha : float, default=0.5
         Weight α ∈ [0, 1] of the response term; the labelled term gets 1 − α. ``alpha=0``
@@ -329,6 +334,15 @@ class KnowledgeDistillation(TransferEstimator):
 
     Notes
     -----
+    The seed's experiments in one call each (teacher trained on the source by default):
+    experiment 1, distillation within the source domain, is
+    ``KnowledgeDistillation(transfer_set="source").fit(Xs, ys, Xt)``; experiment 2,
+    cross-domain distillation, is ``KnowledgeDistillation().fit(Xs, ys, Xt, yt)`` with the
+    target labels the student has (NaN for the others). In ``benchmarks/bench_distill.py``
+    (5 seeds, scarce target labels) response KD lifts the student from 0.70 to 0.87 on
+    noisy digits (3 labels per class) and from 0.82 to 0.92 on the seed's Two Moons (5
+    per class; relation KD 0.95), above the source-trained teachers (0.83 and 0.86).
+
     The teacher's outputs and features on the transfer set are computed once, before
     training (the teacher is frozen, in eval mode), so a large teacher costs one forward
     pass over the data. FitNets train the hint in a first stage and the soft targets in
@@ -359,7 +373,7 @@ class KnowledgeDistillation(TransferEstimator):
     _backend = "torch"
 
     def __init__(self, teacher: Any = None, student: nn.Module | None = None,
-                 kind: str | Sequence[str] = "response", tau: float = 4.0,
+                 kind: str | Sequence[str] = "response", tau: float = 2.0,
                  alpha: float = 0.5, beta: float = 1.0, tau_squared: bool = False,
                  transfer_set: str = "target", teacher_layer: str | None = None,
                  student_layer: str | None = None,

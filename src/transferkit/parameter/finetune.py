@@ -189,7 +189,9 @@ class FineTune(TransferEstimator):
     Attributes
     ----------
     backbone_, head_ : torch.nn.Module
-        The fine-tuned backbone and the target head.
+        The fine-tuned backbone (an ``nn.Sequential`` of its blocks) and the target head.
+    preprocess_ : callable or None
+        The pretrained backbone's input preprocessing (None for the MLP built here).
     source_head_ : torch.nn.Module or None
     history_, source_history_ : dict
         Per-epoch loss terms of fine-tuning and of source training.
@@ -387,7 +389,10 @@ class FineTune(TransferEstimator):
         self.history_ = self._trainer(seed, self.epochs, **extra).fit(task, train, validation)
         backbone.first_trainable = 0
         backbone.requires_grad_(True)
-        self.backbone_, self.head_ = backbone.cpu().eval(), head.cpu().eval()
+        # Stored as plain modules (a Sequential of the blocks) so that a saved model rebuilds.
+        self.backbone_ = nn.Sequential(*backbone.blocks).cpu().eval()
+        self.preprocess_ = backbone.preprocess
+        self.head_ = head.cpu().eval()
         after = self._source_score(backbone, source_validation)
         if before is not None:
             self.source_score_before_, self.source_score_after_ = before, after
@@ -438,11 +443,15 @@ class FineTune(TransferEstimator):
     # ------------------------------------------------------------------ predict
     @torch.no_grad()
     def _outputs(self, X: np.ndarray) -> torch.Tensor:
-        return self.head_(self._encode(self.backbone_, self._tensor(X)))
+        return self.head_(self._encode(self._fitted_backbone(), self._tensor(X)))
+
+    def _fitted_backbone(self) -> _Backbone:
+        return _Backbone(list(self.backbone_), getattr(self, "preprocess_", None))
 
     def transform(self, X: Any) -> np.ndarray:
         """The fine-tuned backbone's features of ``X``."""
-        return self._encode(self.backbone_, self._tensor(self._check_predict_X(X))).numpy()
+        X = self._tensor(self._check_predict_X(X))
+        return self._encode(self._fitted_backbone(), X).numpy()
 
     def _predict_proba_raw(self, X: np.ndarray) -> np.ndarray:
         return SupervisedLoss(self._kind).probabilities(self._outputs(X)).numpy()

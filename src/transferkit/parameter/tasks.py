@@ -30,7 +30,7 @@ from .._validation import check_X, check_y
 from ..errors import InputError, ParameterError
 
 __all__ = ["Task", "TaskSampler", "RotatedMoonsTasks", "ArrayTasks", "SinusoidTasks",
-           "stack_tasks", "as_generator", "rotate"]
+           "stack_tasks", "as_generator", "rotate", "episode_rng"]
 
 
 class Task(NamedTuple):
