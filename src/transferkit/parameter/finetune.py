@@ -37,10 +37,12 @@ class _Backbone(nn.Module):
     """Blocks run in order; blocks below ``first_trainable`` run without autograd (and in
     eval mode, so frozen batch-norm statistics stay the pretrained ones)."""
 
-    def __init__(self, blocks: Sequence[nn.Module], preprocess: Callable | None = None) -> None:
+    def __init__(self, blocks: Sequence[nn.Module], preprocess: Callable | None = None,
+                 flatten: bool = True) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.preprocess = preprocess
+        self.flatten = flatten
         self.first_trainable = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -54,7 +56,7 @@ class _Backbone(nn.Module):
                     x = b(x)
         for b in self.blocks[self.first_trainable:]:
             x = b(x)
-        return x.reshape(len(x), -1)
+        return x.reshape(len(x), -1) if self.flatten else x
 
 
 class _FineTuneTask:
@@ -377,10 +379,16 @@ class FineTune(TransferEstimator):
         backbone.first_trainable = first
         for i, block in enumerate(backbone.blocks):
             block.requires_grad_(i >= first)
-        X_fit = self._tensor(Xl)
+        X_fit, trained, trained_first = self._tensor(Xl), backbone, first
         if features_only:  # a frozen backbone: compute its features once
             X_fit = self._encode(backbone, X_fit)
-        task = _FineTuneTask(backbone, head, SupervisedLoss(kind), first,
+        elif first and not self.gradual_unfreezing:
+            # Frozen blocks never change: run them once and train the rest on their outputs
+            # (on a large pretrained CNN, most of each step's cost).
+            X_fit = self._encode(_Backbone(list(backbone.blocks[:first]), backbone.preprocess,
+                                           flatten=False), X_fit)
+            trained, trained_first = _Backbone(list(backbone.blocks[first:])), 0
+        task = _FineTuneTask(trained, head, SupervisedLoss(kind), trained_first,
                              bool(self.gradual_unfreezing), self.l2_sp, self.l2_head, self.lr,
                              self.layer_lr_decay, features_only)
         train, validation = self._split(X_fit, torch.as_tensor(yl), task, seed)
