@@ -241,3 +241,25 @@ def test_verdict_says_whether_transfer_helps():
     board = _board({"SourceOnly": [0.90, 0.90, 0.90], "KLIEP": [0.80, 0.85, 0.90]})
     text, helps = _verdict(board, board.best(), _improvement(board, board.best()))
     assert helps is False and "does not help" in text
+
+
+def test_diagnose_ranks_the_shifted_column_first(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    src = pd.DataFrame(rng.normal(size=(300, 4)), columns=list("abcd"))
+    tgt = pd.DataFrame(rng.normal(size=(300, 4)), columns=list("abcd"))
+    tgt["c"] += 0.8
+    for df in (src, tgt):
+        df["y"] = (df["a"] > 0).astype(int)
+    src.to_csv(tmp_path / "s.csv", index=False)
+    tgt.to_csv(tmp_path / "t.csv", index=False)
+    out = tmp_path / "d.json"
+    proc = in_process(capsys, "diagnose", "--source", str(tmp_path / "s.csv"), "--target",
+                      str(tmp_path / "t.csv"), "--label", "y", "--permutations", "50",
+                      "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "Most shifted features" in proc.stdout
+    report = json.loads(out.read_text())
+    assert report["drift"][0]["feature"] == "c" and report["mmd"]["p_value"] < 0.05
+    proc = in_process(capsys, "diagnose", "--source", str(tmp_path / "s.csv"), "--target",
+                      str(tmp_path / "t.csv"), "--label", "nope")
+    assert proc.returncode == 2 and "no label column 'nope'" in proc.stderr

@@ -19,12 +19,12 @@ from .registry import get_method, make, methods
 __version__ = "0.1.0"
 
 __all__ = ["datasets", "errors", "instance", "feature", "parameter", "pretrained", "baselines",
-           "nn", "selection", "pipeline",
+           "nn", "selection", "pipeline", "diagnostics", "transferability",
            "TransferEstimator",
-           "TransferkitError", "methods", "make", "get_method", "load", "__version__"]
+           "TransferkitError", "methods", "make", "get_method", "load", "diagnose", "__version__"]
 
 _LAZY = {"instance", "feature", "parameter", "pretrained", "baselines", "nn", "report", "io",
-         "selection", "pipeline"}
+         "selection", "pipeline", "diagnostics", "transferability"}
 
 
 def __getattr__(name: str) -> Any:
@@ -43,3 +43,11 @@ def load(path: str, modules: Any = None, trusted: Any = None) -> Any:
     from .io import load as _load
 
     return _load(path, modules=modules, trusted=trusted)
+
+
+def diagnose(Xs: Any, Xt: Any, ys: Any = None, yt: Any = None, **kwargs: Any) -> Any:
+    """How and how much the target differs from the source: a
+    :class:`~transferkit.diagnostics.ShiftReport` (see :func:`transferkit.diagnostics.diagnose`)."""
+    from .diagnostics import diagnose as _diagnose
+
+    return _diagnose(Xs, Xt, ys, yt, **kwargs)

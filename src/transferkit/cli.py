@@ -127,6 +127,42 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
 
 
 @app.command()
+def diagnose(
+    source: Annotated[Path, typer.Option(help="Source table (CSV or Parquet).")],
+    target: Annotated[Path, typer.Option(help="Target table (CSV or Parquet).")],
+    label: Annotated[str | None, typer.Option(
+        help="Label column (enables label-shift estimation and the error bound).")] = None,
+    permutations: Annotated[int, typer.Option(min=1, help="MMD permutations.")] = 200,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Also write the report as JSON here.")] = None,
+) -> None:
+    """How the target differs from the source: drift per column, MMD test, divergences."""
+    import numpy as np
+
+    from .datasets.tables import load_table
+    from .diagnostics import diagnose as run_diagnose
+
+    src, tgt = load_table(source), load_table(target)
+    ys = yt = None
+    if label is not None:
+        if label not in src.columns:
+            raise InputError(f"the source table has no label column {label!r}; its columns "
+                             f"are {list(src.columns)}.")
+        ys = src.pop(label).to_numpy()
+        yt = tgt.pop(label).to_numpy() if label in tgt.columns else None
+        if yt is not None and yt.dtype.kind == "f" and np.isnan(yt).all():
+            yt = None
+    missing = sorted(set(src.columns) ^ set(tgt.columns))
+    if missing:
+        raise InputError(f"source and target need the same feature columns; only one has "
+                         f"{', '.join(map(str, missing))}.")
+    report = run_diagnose(src, tgt[list(src.columns)], ys, yt, n_permutations=permutations)
+    _echo(str(report))
+    if json_out is not None:
+        json_out.write_text(report.to_json() + "\n", encoding="utf-8")
+
+
+@app.command()
 def fit(
     method: Annotated[str, typer.Option(help="Registered method name.")],
     source: Annotated[Path, typer.Option(help="Source table (CSV or Parquet).")],
