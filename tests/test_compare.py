@@ -201,3 +201,26 @@ def test_user_errors_are_raised_before_any_work(moons, test_methods):
     with pytest.raises(errors.InputError, match="seeds"):
         _compare(moons, ["_Recorder"], seeds=())
     assert CALLS == []
+
+
+@pytest.mark.parametrize("criterion", ["iwcv", "reverse", "entropy"])
+def test_label_free_selection_avoids_the_method_that_breaks_the_target(criterion):
+    # On this covariate shift CORAL's re-colouring costs 23 points (0.64 vs 0.87); a
+    # label-free criterion must not pick it, and its pick must be near the best.
+    Xs, ys, Xt, yt = tk.datasets.make_covariate_shift(random_state=0)
+    board = compare(["SourceOnly", "KLIEP", "CORAL"], Xs, ys, Xt, y_eval=yt, seeds=1,
+                    progress=False, n_jobs=1, selection=criterion)
+    assert board.selection == criterion
+    assert all(r["selection_score_mean"] is not None for r in board.rows)
+    picked = board.selected()
+    assert picked != "CORAL"
+    assert board[picked]["target_accuracy_mean"] >= board[board.best()][
+        "target_accuracy_mean"] - 0.02
+    assert board.to_dict()["selected"] == picked
+
+
+def test_selection_holdout_is_checked():
+    Xs, ys, Xt, yt = tk.datasets.make_covariate_shift(random_state=0)
+    with pytest.raises(tk.errors.InputError, match="selection_holdout"):
+        compare(["SourceOnly"], Xs, ys, Xt, seeds=1, progress=False, selection="iwcv",
+                selection_holdout=1.5)

@@ -66,6 +66,8 @@ class Leaderboard:
     models: dict[str, Any] = field(repr=False)
     n_eval: int = 0
     seeds: list[int] = field(default_factory=list)
+    selection: str | None = None
+    selection_greater_is_better: bool = True
 
     @property
     def metric(self) -> str:
@@ -113,10 +115,21 @@ class Leaderboard:
         scored = [r for r in self.rows if r[self.score_key] is not None]
         return scored[0]["method"] if scored else None
 
+    def selected(self) -> str | None:
+        """The method a label-free criterion picks: best mean ``selection_score``
+        (``compare(..., selection=...)``), or None without a criterion or scores."""
+        rows = [r for r in self.rows if r.get("selection_score_mean") is not None]
+        if not rows:
+            return None
+        sign = 1.0 if self.selection_greater_is_better else -1.0
+        return max(rows, key=lambda r: sign * r["selection_score_mean"])["method"]
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``task``, ``metric``, ``n_eval``, ``best``, ``methods`` (name -> row)
-        and ``results`` (per seed)."""
+        """JSON-ready: ``task``, ``metric``, ``n_eval``, ``best``, ``selection`` and
+        ``selected``, ``methods`` (name -> row) and ``results`` (per seed)."""
         return {
+            "selection": self.selection,
+            "selected": self.selected(),
             "task": self.task,
             "metric": self.metric,
             "n_eval": self.n_eval,
@@ -207,10 +220,14 @@ def _score(model: Any, task: str, X_eval: np.ndarray, y_eval: np.ndarray
 
 def _run_job(name: str, seed: int, model: Any, Xs: Any, ys: Any, Xt: Any, yt: Any,
              X_eval: np.ndarray, y_eval: np.ndarray, task: str, fit_params: dict[str, Any],
-             keep_model: bool) -> dict[str, Any]:
-    """Fit and score one (method, seed); never raises for a failing method."""
+             keep_model: bool, selection: tuple | None = None) -> dict[str, Any]:
+    """Fit and score one (method, seed); never raises for a failing method.
+
+    ``selection`` is ``(criterion, Xs_val, ys_val)``: the label-free score of the fitted
+    model on held-out source rows and the target (``Xs``/``ys`` are then the rest)."""
     out: dict[str, Any] = {"method": name, "seed": seed, "score": None, "mse": None,
-                           "fit_seconds": None, "error": None, "warnings": []}
+                           "fit_seconds": None, "error": None, "warnings": [],
+                           "selection_score": None}
     # Warnings are kept with the result instead of flooding the console from workers;
     # catch_warnings swaps process-global state, so only where no other job shares it
     # (sequential runs and worker processes run jobs in their main thread).
@@ -224,6 +241,13 @@ def _run_job(name: str, seed: int, model: Any, Xs: Any, ys: Any, Xt: Any, yt: An
             out["fit_seconds"] = time.perf_counter() - start
             out["score"], out["mse"] = _score(model, getattr(model, "task_", task),
                                               X_eval, y_eval)
+            if selection is not None:
+                crit, Xs_val, ys_val = selection
+                try:
+                    out["selection_score"] = float(crit.score(
+                        model, Xs_val, ys_val, Xt, Xs_train=Xs, ys_train=ys, yt=yt))
+                except Exception as exc:  # noqa: BLE001 - the fit stands without a score
+                    out["selection_error"] = _one_line(exc)
         except Exception as exc:  # noqa: BLE001 - one failing method must not stop the rest
             out["error"] = _one_line(exc)
             keep_model = False
@@ -285,6 +309,9 @@ def _summarise(name: str, res: list[dict[str, Any]], task: str) -> dict[str, Any
     else:
         mse_mean, mse_std = mean_std([r["mse"] for r in ok if r["mse"] is not None])
         row.update(r2_mean=mean, r2_std=std, mse_mean=mse_mean, mse_std=mse_std)
+    sel = [r["selection_score"] for r in ok if r.get("selection_score") is not None]
+    if sel:
+        row["selection_score_mean"], row["selection_score_std"] = mean_std(sel)
     times = [r["fit_seconds"] for r in ok]
     row["fit_seconds"] = float(np.mean(times)) if times else None
     row["n_seeds"] = len(ok)
@@ -307,6 +334,8 @@ def compare(
     n_jobs: int | None = None,
     progress: bool = True,
     fit_params: Mapping[str, Any] | None = None,
+    selection: Any = None,
+    selection_holdout: float = 0.25,
 ) -> Leaderboard:
     """Fit every method with every seed and rank them on held-out target labels.
 
@@ -338,6 +367,15 @@ def compare(
         Show a progress bar over jobs.
     fit_params : dict, optional
         Extra keyword arguments for every ``fit`` call.
+    selection : str or SelectionCriterion, optional
+        A label-free criterion (``"iwcv"``, ``"dev"``, ``"reverse"``, ``"entropy"``,
+        ``"snd"``; ``"target_cv"`` with target labels; see
+        :mod:`transferkit.selection.criteria`). Every method is then fitted on
+        1 − ``selection_holdout`` of the source (a stratified split drawn with the first
+        seed), scored by the criterion on the held-out source rows and the target, and the
+        leaderboard gains ``selection_score_mean`` / ``_std`` and :meth:`Leaderboard.selected`.
+    selection_holdout : float, default=0.25
+        Fraction of the source held out for the criterion.
 
     Returns
     -------
@@ -378,6 +416,10 @@ def compare(
                 "rows) or drop it from the comparison.")
 
     X_eval, y_eval_known = _eval_rows(Xt, y_eval)
+    crit, sel = None, None
+    if selection is not None:
+        crit, Xs, ys, sel = _selection_split(selection, selection_holdout, data, Xs, ys, Xt,
+                                             task, seed_list[0])
 
     tasks, first = [], seed_list[0]
     # Torch methods first: the long jobs start early and the short ones fill the gaps,
@@ -398,7 +440,8 @@ def compare(
                     f"{info.name} does not accept these parameters ({exc}); it takes "
                     f"{', '.join(sorted(accepted))}.") from None
             tasks.append(delayed(_run_job)(info.name, seed, model, Xs, ys, Xt, yt, X_eval,
-                                           y_eval_known, task, fit_params, seed == first))
+                                           y_eval_known, task, fit_params, seed == first,
+                                           sel))
 
     results: list[dict[str, Any]] = []
     bar = _progress_bar(len(tasks), progress)
@@ -413,7 +456,34 @@ def compare(
     finally:
         if bar is not None:
             bar.close()
-    return _leaderboard(infos, seed_list, results, task, X_eval.shape[0])
+    board = _leaderboard(infos, seed_list, results, task, X_eval.shape[0])
+    if crit is not None:
+        board.selection = crit.name or type(crit).__name__
+        board.selection_greater_is_better = bool(crit.greater_is_better)
+    return board
+
+
+def _selection_split(selection: Any, holdout: float, data: Any, Xs: Any, ys: Any, Xt: Any,
+                     task: str, seed: int) -> tuple[Any, Any, Any, tuple]:
+    """The criterion, the source rows to fit on, and ``(criterion, Xs_val, ys_val)``."""
+    from sklearn.model_selection import train_test_split
+
+    from .criteria import get_criterion
+
+    crit = get_criterion(selection)
+    if not 0.0 < float(holdout) < 1.0:
+        raise InputError(f"selection_holdout must be in (0, 1), got {holdout}.")
+    Xs_arr, ys_arr = check_X(Xs, "Xs (source features)"), np.asarray(data.ys)
+    # Encoded labels as given: the split keeps the caller's label values.
+    ys_raw = np.asarray(ys)
+    idx = np.arange(len(ys_arr))
+    strat = ys_arr if task == CLASSIFICATION and np.bincount(ys_arr).min() >= 2 else None
+    fit_idx, val_idx = train_test_split(idx, test_size=float(holdout), random_state=seed,
+                                        stratify=strat)
+    if hasattr(crit, "weights"):  # density-ratio weights depend on the data only: once
+        crit.weights(Xs_arr[val_idx], check_X(Xt, "Xt (target features)"))
+    rows = (lambda i: Xs.iloc[i]) if hasattr(Xs, "iloc") else (lambda i: Xs_arr[i])
+    return crit, rows(fit_idx), ys_raw[fit_idx], (crit, rows(val_idx), ys_raw[val_idx])
 
 
 def _check_method_params(method_params: Mapping[str, Mapping[str, Any]] | None,
