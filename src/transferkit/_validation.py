@@ -92,6 +92,22 @@ def _missing_mask(y: np.ndarray) -> np.ndarray:
     return np.zeros(y.shape[0], dtype=bool)
 
 
+def check_pair(Xs: Any, Xt: Any, *, min_samples: int = 1, what: str = "this diagnostic",
+               source: str = "Xs (source features)", target: str = "Xt (target features)"
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """A source/target pair as finite 2-D float arrays over the same columns, each with at
+    least ``min_samples`` rows (``what`` names the caller in that message)."""
+    Xs_arr, Xt_arr = check_X(Xs, source), check_X(Xt, target)
+    if Xs_arr.shape[1] != Xt_arr.shape[1]:
+        raise FeatureMismatchError(
+            f"{source} has {Xs_arr.shape[1]} features and {target} has {Xt_arr.shape[1]}; "
+            "both domains must share the same columns in the same order.")
+    if len(Xs_arr) < min_samples or len(Xt_arr) < min_samples:
+        raise InputError(f"{what} needs at least {min_samples} samples per domain; got "
+                         f"{len(Xs_arr)} source and {len(Xt_arr)} target.")
+    return Xs_arr, Xt_arr
+
+
 def check_y(y: Any, n: int, name: str, allow_missing: bool = False) -> np.ndarray:
     """A 1-D label vector of length ``n``; missing entries allowed only for ``yt``."""
     arr = _to_numpy(y)

@@ -22,25 +22,11 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .._validation import check_X
-from ..errors import FeatureMismatchError, InputError, ParameterError
+from .._validation import check_pair
+from ..errors import ParameterError
 
-__all__ = ["check_pair", "domain_classifier_error", "proxy_a_distance", "sliced_wasserstein",
+__all__ = ["domain_classifier_error", "proxy_a_distance", "sliced_wasserstein",
            "coral_distance"]
-
-
-def check_pair(Xs: Any, Xt: Any, min_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a source/target pair: finite 2-D float arrays with the same columns."""
-    Xs = check_X(Xs, "Xs (source features)")
-    Xt = check_X(Xt, "Xt (target features)")
-    if Xs.shape[1] != Xt.shape[1]:
-        raise FeatureMismatchError(
-            f"source has {Xs.shape[1]} features and target has {Xt.shape[1]}; both domains "
-            "must share the same columns in the same order.")
-    if len(Xs) < min_samples or len(Xt) < min_samples:
-        raise InputError(f"this diagnostic needs at least {min_samples} samples per domain; "
-                         f"got {len(Xs)} source and {len(Xt)} target.")
-    return Xs, Xt
 
 
 def _default_domain_classifier() -> Any:

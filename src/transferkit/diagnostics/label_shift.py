@@ -19,9 +19,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_te
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .._validation import check_y
+from .._validation import check_pair, check_y
 from ..errors import InputError, ParameterError, SingleClassError
-from .divergence import check_pair, proxy_a_distance
+from .divergence import proxy_a_distance
 
 __all__ = ["estimate_label_shift", "ben_david_bound"]
 

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, check_X
-from ..errors import FeatureMismatchError, InputError, ParameterError
+from .._validation import check_choice, check_pair
+from ..errors import ParameterError
 from ..instance._kernels import gaussian_kernel, median_distance
 
 __all__ = ["MMDResult", "mmd_test"]
@@ -175,16 +175,8 @@ def mmd_test(
         raise ParameterError(f"sigma must be > 0; got {sigma!r}.")
     if int(block_size) < 2:
         raise ParameterError(f"block_size must be >= 2; got {block_size!r}.")
-    Xs = check_X(Xs, "Xs (source features)")
-    Xt = check_X(Xt, "Xt (target features)")
-    if Xs.shape[1] != Xt.shape[1]:
-        raise FeatureMismatchError(
-            f"source has {Xs.shape[1]} features and target has {Xt.shape[1]}; the MMD test "
-            "compares samples of the same space.")
+    Xs, Xt = check_pair(Xs, Xt, min_samples=2, what="the MMD test")
     n, m = len(Xs), len(Xt)
-    if n < 2 or m < 2:
-        raise InputError(f"the MMD test needs at least 2 samples per domain; got {n} source "
-                         f"and {m} target.")
     n_permutations = int(n_permutations)
     rng = np.random.default_rng(random_state)
     if sigma is None:

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import _missing_mask, _to_numpy, check_y, infer_task
+from .._validation import _missing_mask, _to_numpy, check_pair, check_y, infer_task
 from ..errors import InputError
-from .divergence import check_pair, coral_distance, proxy_a_distance, sliced_wasserstein
+from .divergence import coral_distance, proxy_a_distance, sliced_wasserstein
 from .drift import drift_ranking
 from .label_shift import ben_david_bound, estimate_label_shift
 from .mmd import mmd_test

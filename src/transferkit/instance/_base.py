@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import DomainData, check_X
+from .._validation import DomainData, check_pair, check_X
 from ..base import TransferEstimator, fit_weighted, make_base_estimator
-from ..errors import FeatureMismatchError, InputError, NotFittedError
+from ..errors import InputError, NotFittedError
 
 
 class BaseReweighting(TransferEstimator):
@@ -39,13 +39,7 @@ class BaseReweighting(TransferEstimator):
         weights : ndarray of shape (n_source,)
             Estimated p_t(x)/p_s(x) at the source points, normalised to mean 1.
         """
-        Xs = check_X(Xs, "Xs (source features)")
-        Xt = check_X(Xt, "Xt (target features)")
-        if Xs.shape[1] != Xt.shape[1]:
-            raise FeatureMismatchError(
-                f"source has {Xs.shape[1]} features and target has {Xt.shape[1]}; both "
-                "domains must share the same columns."
-            )
+        Xs, Xt = check_pair(Xs, Xt)
         self.n_features_in_ = Xs.shape[1]
         w = np.asarray(self._fit_weights(Xs, Xt), dtype=np.float64).ravel()
         w = np.maximum(w, 0.0)

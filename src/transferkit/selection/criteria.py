@@ -36,9 +36,16 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
-from .._validation import CLASSIFICATION, REGRESSION, _missing_mask, check_X, check_y, infer_task
+from .._validation import (
+    CLASSIFICATION,
+    REGRESSION,
+    _missing_mask,
+    check_pair,
+    check_X,
+    check_y,
+    infer_task,
+)
 from ..errors import (
-    FeatureMismatchError,
     InputError,
     LabelLengthError,
     MissingTargetLabelsError,
@@ -63,12 +70,7 @@ __all__ = [
 # --------------------------------------------------------------------------- helpers
 def _check_data(Xs_val: Any, ys_val: Any, Xt: Any) -> tuple[np.ndarray, np.ndarray | None,
                                                             np.ndarray]:
-    Xs = check_X(Xs_val, "Xs_val (held-out source features)")
-    Xt_arr = check_X(Xt, "Xt (target features)")
-    if Xs.shape[1] != Xt_arr.shape[1]:
-        raise FeatureMismatchError(
-            f"Xs_val has {Xs.shape[1]} features and Xt has {Xt_arr.shape[1]}; the held-out "
-            "source rows and the target must share the same columns.")
+    Xs, Xt_arr = check_pair(Xs_val, Xt, source="Xs_val (held-out source features)")
     ys = None if ys_val is None else check_y(ys_val, Xs.shape[0], "ys_val (held-out source "
                                               "labels)")
     return Xs, ys, Xt_arr
