@@ -20,7 +20,7 @@ from .._random import seed_from
 from .._validation import CLASSIFICATION, DomainData, check_choice
 from ..base import TransferEstimator
 from ..errors import InputError, ParameterError
-from .estimator import _reset_parameters
+from .estimator import _reset_parameters, standard_scaling
 from .networks import cnn_encoder, image_shape, mlp
 from .trainer import Trainer, resolve_device
 
@@ -90,10 +90,7 @@ class DeepAdaptation(TransferEstimator):
     # ------------------------------------------------------------------ fit
     def _fit(self, data: DomainData, **fit_params: Any) -> None:
         check_choice("init", self.init, ("torch", "glorot"))
-        X_all = np.vstack([data.Xs, data.Xt])
-        self.x_mean_ = X_all.mean(0)
-        std = X_all.std(0)
-        self.x_scale_ = np.where(std > 1e-12, std, 1.0)
+        self.x_mean_, self.x_scale_ = standard_scaling(np.vstack([data.Xs, data.Xt]))
         if data.task == CLASSIFICATION:
             n_classes = len(data.classes)
             kind = "binary" if n_classes == 2 else "multiclass"

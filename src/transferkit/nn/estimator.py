@@ -140,8 +140,7 @@ class TorchEstimator(BaseEstimator):
         else:
             kind = "regression"
             y_t = y.astype(np.float64)
-        self.x_mean_ = X.mean(0) if self.standardize else np.zeros(X.shape[1])
-        self.x_scale_ = _safe_std(X) if self.standardize else np.ones(X.shape[1])
+        self.x_mean_, self.x_scale_ = standard_scaling(X, self.standardize)
         self.y_mean_, self.y_scale_ = 0.0, 1.0
         if kind == "regression" and self.standardize:
             self.y_mean_, self.y_scale_ = float(y_t.mean()), float(_safe_std(y_t[:, None])[0])
@@ -241,6 +240,14 @@ class TorchEstimator(BaseEstimator):
 def _safe_std(X: np.ndarray) -> np.ndarray:
     s = X.std(0)
     return np.where(s > 1e-12, s, 1.0)
+
+
+def standard_scaling(X: np.ndarray, enabled: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column (mean, std) of ``X`` to scale inputs with, a constant column's std taken
+    as 1; ``(0, 1)`` (no scaling) when not ``enabled``."""
+    if not enabled:
+        return np.zeros(X.shape[1]), np.ones(X.shape[1])
+    return X.mean(0), _safe_std(X)
 
 
 class _MLPMixin:

@@ -24,7 +24,7 @@ from .._random import seed_from
 from .._validation import CLASSIFICATION, DomainData, check_choice, check_positive
 from ..base import TransferEstimator, _is_torch_module, make_base_estimator
 from ..errors import MissingTargetLabelsError, ParameterError
-from ..nn.estimator import TorchEstimator, _reset_parameters
+from ..nn.estimator import TorchEstimator, _reset_parameters, standard_scaling
 from ..nn.networks import mlp
 from ..nn.trainer import Trainer, resolve_device
 from ..registry import register
@@ -472,11 +472,8 @@ class KnowledgeDistillation(TransferEstimator):
                 "transfer_set='both'.")
 
         # Scaling, as the deep adaptation methods do it.
-        X_all = np.vstack([data.Xs, data.Xt])
-        self.x_mean_ = X_all.mean(0) if self.standardize else np.zeros(X_all.shape[1])
-        std = X_all.std(0)
-        self.x_scale_ = (np.where(std > 1e-12, std, 1.0) if self.standardize
-                         else np.ones(X_all.shape[1]))
+        self.x_mean_, self.x_scale_ = standard_scaling(np.vstack([data.Xs, data.Xt]),
+                                                       self.standardize)
         if classification:
             self.y_mean_, self.y_scale_ = 0.0, 1.0
         else:

@@ -15,7 +15,7 @@ from .._validation import CLASSIFICATION, DomainData, check_choice, check_X, che
 from ..base import TransferEstimator
 from ..errors import InputError, ParameterError
 from ..nn.adaptation import SupervisedLoss
-from ..nn.estimator import _reset_parameters
+from ..nn.estimator import _reset_parameters, standard_scaling
 from ..nn.trainer import Trainer, resolve_device
 from ..registry import register
 
@@ -335,9 +335,7 @@ class FineTune(TransferEstimator):
         seed = seed_from(self.random_state)
         self._scaled = (self.backbone is None) if self.standardize == "auto" \
             else bool(self.standardize)
-        X_all = np.vstack([data.Xs, data.Xt])
-        self.x_mean_ = X_all.mean(0)
-        self.x_scale_ = np.where(X_all.std(0) > 1e-12, X_all.std(0), 1.0)
+        self.x_mean_, self.x_scale_ = standard_scaling(np.vstack([data.Xs, data.Xt]))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             backbone, built = self._make_backbone(data.Xs.shape[1])
@@ -357,7 +355,6 @@ class FineTune(TransferEstimator):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed + 1)
                 self.source_head_ = nn.Linear(width, n_out_s)
-            self._source_kind = kind_s
             self.source_history_ = self._trainer(seed, source_epochs).fit(
                 _HeadTask(backbone, self.source_head_, SupervisedLoss(kind_s)),
                 (Xs, torch.as_tensor(ys)))
@@ -371,7 +368,7 @@ class FineTune(TransferEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 2)
             head = nn.Linear(width, n_out)
-            _reset_parameters(head)
+            _reset_parameters(head)  # a second draw: kept so that seeded results stay put
         n_blocks = len(backbone.blocks)
         first = {"full": 0, "partial": min(int(self.n_frozen), n_blocks),
                  "feature_extraction": n_blocks}[self.strategy]

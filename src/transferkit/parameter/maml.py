@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from .._random import seed_from
 from .._validation import CLASSIFICATION, REGRESSION, check_X, check_y
 from ..errors import InputError, NotFittedError, ParameterError
-from ..nn.estimator import _reset_parameters
+from ..nn.estimator import _reset_parameters, standard_scaling
 from ..nn.networks import mlp
 from ..nn.trainer import Trainer, distributed_info, resolve_device
 from .tasks import Task, episode_rng, stack_tasks
@@ -92,12 +92,7 @@ class _MetaLearner(BaseEstimator):
                              f"episode; got dtype {ys.dtype}.")
         X = np.concatenate([Xs.reshape(-1, Xs.shape[2]), Xq.reshape(-1, Xq.shape[2])])
         self.n_features_in_ = int(X.shape[1])
-        if self.standardize:
-            self.x_mean_ = X.mean(0)
-            std = X.std(0)
-            self.x_scale_ = np.where(std > 1e-12, std, 1.0)
-        else:
-            self.x_mean_, self.x_scale_ = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        self.x_mean_, self.x_scale_ = standard_scaling(X, self.standardize)
         self.task_ = task
         return seed, task, n_ways
 
