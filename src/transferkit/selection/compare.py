@@ -418,8 +418,8 @@ def compare(
     X_eval, y_eval_known = _eval_rows(Xt, y_eval)
     crit, sel = None, None
     if selection is not None:
-        crit, Xs, ys, sel = _selection_split(selection, selection_holdout, data, Xs, ys, Xt,
-                                             task, seed_list[0])
+        crit, Xs, ys, sel = _selection_split(selection, selection_holdout, data, Xs, ys, task,
+                                             seed_list[0])
 
     tasks, first = [], seed_list[0]
     # Torch methods first: the long jobs start early and the short ones fill the gaps,
@@ -463,9 +463,13 @@ def compare(
     return board
 
 
-def _selection_split(selection: Any, holdout: float, data: Any, Xs: Any, ys: Any, Xt: Any,
-                     task: str, seed: int) -> tuple[Any, Any, Any, tuple]:
-    """The criterion, the source rows to fit on, and ``(criterion, Xs_val, ys_val)``."""
+def _selection_split(selection: Any, holdout: float, data: Any, Xs: Any, ys: Any, task: str,
+                     seed: int) -> tuple[Any, Any, Any, tuple]:
+    """The criterion, the source rows to fit on, and ``(criterion, Xs_val, ys_val)``.
+
+    ``data`` is the validated problem (its arrays serve the split and the weights); the
+    rows handed on are the caller's own (a DataFrame keeps its columns, labels their
+    values)."""
     from sklearn.model_selection import train_test_split
 
     from .criteria import get_criterion
@@ -473,16 +477,14 @@ def _selection_split(selection: Any, holdout: float, data: Any, Xs: Any, ys: Any
     crit = get_criterion(selection)
     if not 0.0 < float(holdout) < 1.0:
         raise InputError(f"selection_holdout must be in (0, 1), got {holdout}.")
-    Xs_arr, ys_arr = check_X(Xs, "Xs (source features)"), np.asarray(data.ys)
-    # Encoded labels as given: the split keeps the caller's label values.
-    ys_raw = np.asarray(ys)
-    idx = np.arange(len(ys_arr))
-    strat = ys_arr if task == CLASSIFICATION and np.bincount(ys_arr).min() >= 2 else None
-    fit_idx, val_idx = train_test_split(idx, test_size=float(holdout), random_state=seed,
-                                        stratify=strat)
+    codes = np.asarray(data.ys)
+    strat = codes if task == CLASSIFICATION and np.bincount(codes).min() >= 2 else None
+    fit_idx, val_idx = train_test_split(np.arange(len(codes)), test_size=float(holdout),
+                                        random_state=seed, stratify=strat)
     if hasattr(crit, "weights"):  # density-ratio weights depend on the data only: once
-        crit.weights(Xs_arr[val_idx], check_X(Xt, "Xt (target features)"))
-    rows = (lambda i: Xs.iloc[i]) if hasattr(Xs, "iloc") else (lambda i: Xs_arr[i])
+        crit.weights(data.Xs[val_idx], data.Xt)
+    rows = (lambda i: Xs.iloc[i]) if hasattr(Xs, "iloc") else (lambda i: data.Xs[i])
+    ys_raw = np.asarray(ys)
     return crit, rows(fit_idx), ys_raw[fit_idx], (crit, rows(val_idx), ys_raw[val_idx])
 
 
