@@ -224,3 +224,25 @@ def test_selection_holdout_is_checked():
     with pytest.raises(tk.errors.InputError, match="selection_holdout"):
         compare(["SourceOnly"], Xs, ys, Xt, seeds=1, progress=False, selection="iwcv",
                 selection_holdout=1.5)
+
+
+def test_compare_runs_its_jobs_on_a_dask_cluster():
+    """joblib's dask backend sends every (method, seed) fit to a local dask.distributed
+    cluster; the leaderboard is the same as with the default backend."""
+    distributed = pytest.importorskip("distributed")
+    import joblib
+
+    Xs, ys, Xt, yt = tk.datasets.make_covariate_shift(200, 200, random_state=0)
+    kwargs = dict(seeds=2, progress=False, selection=["iwcv", "entropy"])
+    local = compare(["SourceOnly", "CORAL"], Xs, ys, Xt, y_eval=yt, n_jobs=1, **kwargs)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        with joblib.parallel_config(backend="dask"), \
+                distributed.get_task_stream(client) as stream:
+            board = compare(["SourceOnly", "CORAL"], Xs, ys, Xt, y_eval=yt, **kwargs)
+    assert len(stream.data) >= 4  # the four (method, seed) fits ran as dask tasks
+    for m in local.methods:
+        assert board[m]["target_accuracy_mean"] == pytest.approx(
+            local[m]["target_accuracy_mean"])
+    assert board.selected() == local.selected()

@@ -86,6 +86,30 @@ def test_run_on_a_text_column(tmp_path, fake_encoders):
     assert summary["data"]["encoder"].startswith("fake (text column 'review')")
     assert summary["data"]["n_features"] == 3
     assert summary["methods"]["SourceOnly"]["target_accuracy_mean"] > 0.9
+    _assert_end_to_end(tmp_path / "out", summary)
+
+
+def _assert_end_to_end(out, summary):
+    """diagnose -> compare -> select -> verdict -> model, predictions and the report."""
+    assert summary["selected_method"] in summary["methods"]
+    assert summary["verdict"]["decision"] in ("transfer_helps", "transfer_hurts", "no_shift",
+                                              "no_gain")
+    assert summary["verdict"]["headline"] and summary["diagnostics"]["drift"]
+    assert (out / "predictions.csv").exists() and (out / "model").is_dir()
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert html.index(summary["verdict"]["headline"][:20]) < html.index("Shift between") \
+        < html.index("Leaderboard")
+
+
+def test_run_on_image_folders(tmp_path, fake_encoders):
+    _images(tmp_path / "s", [("cat", 8, 50), ("dog", 8, 200)])
+    _images(tmp_path / "t", [("cat", 6, 80), ("dog", 6, 170)])
+    summary = tk.pipeline.run(tmp_path / "out", str(tmp_path / "s"), str(tmp_path / "t"),
+                              methods=["CORAL"], seeds=2, estimator="linear", progress=False,
+                              n_jobs=1)
+    assert "image folder" in summary["data"]["encoder"]
+    assert summary["verdict"]["verified"]  # the target subfolders label the target
+    _assert_end_to_end(tmp_path / "out", summary)
 
 
 def test_text_column_errors(fake_encoders):

@@ -82,7 +82,10 @@ def run(
     summary = result.summary
     _echo(str(result.leaderboard))
     _echo("")
-    _echo(summary["verdict"])
+    verdict = summary["verdict"]
+    _echo(verdict["headline"])
+    for reason in verdict["reasons"]:
+        _echo(f"  - {reason}")
     by_reason: dict[str, list[str]] = {}
     for name, reason in summary.get("skipped", {}).items():
         by_reason.setdefault(reason, []).append(name)

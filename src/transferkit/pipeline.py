@@ -26,13 +26,16 @@ from ._validation import CLASSIFICATION, _missing_mask, infer_task
 from .errors import InputError
 from .registry import MethodInfo, get_method
 from .registry import methods as registered_methods
+from .selection.choice import AUTO_CRITERIA, choose
 from .selection.compare import Leaderboard, compare
+from .selection.verdict import Verdict, judge
 
 __all__ = ["run", "execute", "RunResult", "make_estimator", "ESTIMATOR_CHOICES",
            "select_methods"]
 
 ESTIMATOR_CHOICES = ("auto", "mlp", "linear", "boosting")
 REFERENCE = "SourceOnly"
+TARGET_ONLY = "TargetOnly"
 DEFAULT_DATA = "make_two_moons_shift(n_samples=100, rotation=30, random_state=0)"
 #: the seed tutorial's network (2 -> 10 -> 10 -> 1, Adam 1e-3, 800 epochs, batch 34).
 SEED_NETWORK = {"hidden_layer_sizes": (10, 10), "lr": 1e-3, "epochs": 800, "batch_size": 34,
@@ -108,16 +111,19 @@ def select_methods(task: str, *, with_target_labels: bool,
     """Registered methods that can run here, and why the others cannot.
 
     Unsupervised methods always fit; methods that need target labels only when some are
-    given for training. :data:`REFERENCE` (SourceOnly) is always included. ``names``
+    given for training. :data:`REFERENCE` (SourceOnly) is always included, and
+    :data:`TARGET_ONLY` whenever target labels are given for training. ``names``
     restricts the choice (unknown names raise :class:`~transferkit.errors.UnknownMethodError`).
     """
     if names is None:
         candidates = list(registered_methods())
     else:
         candidates = [get_method(n) for n in names]
-    reference = get_method(REFERENCE)
-    if reference.name not in [c.name for c in candidates]:
-        candidates.insert(0, reference)
+    # The references the verdict measures against: source-only always, target-only when
+    # there are target labels to train it on.
+    for i, ref in enumerate([REFERENCE] + ([TARGET_ONLY] if with_target_labels else [])):
+        if ref not in [c.name for c in candidates]:
+            candidates.insert(i, get_method(ref))
     chosen: list[MethodInfo] = []
     skipped: dict[str, str] = {}
     for info in candidates:
@@ -291,31 +297,61 @@ def _improvement(board: Leaderboard, best: str | None) -> dict[str, Any] | None:
             "metric": board.metric, "n_seeds": len(common), "method": best}
 
 
-def _verdict(board: Leaderboard, best: str | None, imp: dict[str, Any] | None
-             ) -> tuple[str, bool | None]:
-    metric = "target accuracy" if board.metric == "accuracy" else "target R²"
-    if board.n_eval == 0:
-        return ("No labelled target rows to evaluate on, so the methods cannot be ranked; "
-                "label some target rows to compare them."), None
-    if best is None:
-        return "Every method failed; see the errors in the table.", None
-    if imp is None:
-        return f"{best} scores best; {REFERENCE} did not run, so transfer is not assessed.", None
-    ref = board[REFERENCE][board.score_key]
-    if best == REFERENCE or imp["mean"] <= 0:
-        return (f"No transfer method beats {REFERENCE} ({metric} {ref:.3f}): transfer does not "
-                "help here; use the source-only model."), False
-    spread = " (within the seed-to-seed spread)" if imp["mean"] < imp["std"] else ""
-    return (f"{best} beats {REFERENCE} by {imp['mean']:+.3f} ± {imp['std']:.3f} {metric} "
-            f"({board[best][board.score_key]:.3f} vs {ref:.3f}, paired over {imp['n_seeds']} "
-            f"seeds){spread}."), True
+#: Below this many source rows none are held out for selection: each is needed to train
+#: (the default Two Moons has 100), and IWCV on a few dozen rows says little.
+MIN_SOURCE_FOR_HOLDOUT = 200
+
+
+def _holdout(ys: np.ndarray, task: str) -> float:
+    """Fraction of the source held out for the label-free criteria: a quarter when the
+    source is large enough (and, for classification, every class has 8 rows), else 0."""
+    if len(ys) < MIN_SOURCE_FOR_HOLDOUT:
+        return 0.0
+    if task == CLASSIFICATION:
+        _, counts = np.unique(np.asarray(ys).astype(str), return_counts=True)
+        if counts.min() < 8:
+            return 0.0
+    return 0.25
+
+
+def _chance(y_eval: np.ndarray, task: str) -> float | None:
+    """Score of a model that ignores the inputs: the majority-class rate; 0 for R²."""
+    known = np.asarray(y_eval)[~_missing_mask(np.asarray(y_eval))]
+    if known.size == 0:
+        return None
+    if task != CLASSIFICATION:
+        return 0.0
+    _, counts = np.unique(known.astype(str), return_counts=True)
+    return float(counts.max() / known.size)
+
+
+def _selection_text(board: Leaderboard, holdout: float) -> str:
+    if not board.criteria:
+        return "No label-free selection was possible."
+    names = ", ".join(board.criteria)
+    if not holdout:
+        return (f"With fewer than {MIN_SOURCE_FOR_HOLDOUT} source rows every row trains; "
+                f"the method is chosen by criteria that need no source labels ({names}), "
+                "without looking at target labels.")
+    return (f"Every method was fitted on {1 - holdout:.0%} of the source; the other "
+            f"{holdout:.0%} and the target feed the label-free criteria ({names}) that "
+            "choose the method without looking at target labels.")
+
+
+def _deliverable(board: Leaderboard, verdict: Verdict) -> str | None:
+    """The method whose model and target predictions are saved: the verdict's advice when
+    it ran, else the label-free choice."""
+    if verdict.use in board.models:
+        return verdict.use
+    return verdict.selected if verdict.selected in board.models else board.best()
 
 
 def _method_entry(row: dict[str, Any], task: str) -> dict[str, Any]:
     keys = (("target_accuracy_mean", "target_accuracy_std") if task == CLASSIFICATION
             else ("r2_mean", "r2_std", "mse_mean", "mse_std"))
     return {**{k: row[k] for k in keys}, "fit_seconds": row["fit_seconds"],
-            "n_seeds": row["n_seeds"], "error": row["error"]}
+            "n_seeds": row["n_seeds"], "error": row["error"],
+            "selection_scores": row.get("selection_scores")}
 
 
 def _describe(estimator: Any) -> str:
@@ -340,6 +376,7 @@ def _finish_outputs(tmp: Path, board: Leaderboard, best: str | None, data: dict[
     model = board.models.get(best) if best else None
     if model is None:
         return
+    summary["delivered_method"] = best
     try:
         _write_predictions(tmp / "predictions.csv", model, data["Xt"])
         summary["predictions"] = "predictions.csv"
@@ -420,12 +457,19 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
         import joblib
 
         n_jobs = max(1, min(joblib.cpu_count(), len(names) * len(seed_list)))
+    shift = _diagnostics(Xs, ys, Xt, data["feature_names"])
+    holdout = _holdout(ys, task)
+    criteria = [c for c in AUTO_CRITERIA if (holdout or c not in ("iwcv", "dev", "reverse"))
+                and (task == CLASSIFICATION or c != "entropy")]
+    criteria += ["target_cv"] if yt_train is not None else []
     board = compare(chosen, Xs, ys, Xt, yt_train, y_eval=y_eval, estimator=est,
-                    method_params=params, seeds=seed_list, n_jobs=n_jobs, progress=progress)
+                    method_params=params, seeds=seed_list, n_jobs=n_jobs, progress=progress,
+                    selection=criteria or None, selection_holdout=holdout)
 
     best = board.best()
     imp = _improvement(board, best)
-    verdict, helps = _verdict(board, best, imp)
+    choice = choose(board)
+    verdict = judge(board, choice, shift, chance=_chance(y_eval, task))
     summary: dict[str, Any] = {
         "task": task,
         "data": {
@@ -439,13 +483,15 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
         "metric": board.metric,
         "evaluation": (f"Scored on {board.n_eval} labelled target samples that no method saw "
                        f"in training; mean ± std over {len(seed_list)} seeds."),
+        "selection": _selection_text(board, holdout),
         "methods": {r["method"]: _method_entry(r, task) for r in board.rows},
+        "selected_method": choice.method,
+        "selection_reasons": choice.reasons,
+        "verdict": verdict.to_dict(),
         "best_method": best,
         "improvement_over_source_only": imp,
-        "transfer_helps": helps,
-        "verdict": verdict,
         "negative_transfer": _negative(board),
-        "diagnostics": _diagnostics(Xs, ys, Xt, data["feature_names"]),
+        "diagnostics": shift,
         "skipped": skipped,
         "estimator": (estimator if isinstance(estimator, str) else "custom") + ": "
                      + _describe(est),
@@ -460,7 +506,7 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
     try:
         from .report import write_report
 
-        _finish_outputs(tmp, board, best, data, summary)
+        _finish_outputs(tmp, board, _deliverable(board, verdict), data, summary)
         summary["files"] = write_report(tmp, board, Xs, ys, Xt, y_eval, summary)
         summary["wall_seconds"] = round(time.perf_counter() - start, 2)
         text = json.dumps(_clean_floats(summary), indent=2, default=_json_default)
@@ -523,8 +569,13 @@ def run(output: str | os.PathLike = "transferkit-output", source: Any = None,
     dict
         The summary (as written to ``summary.json``): ``task``, ``data``, ``methods``
         (per method ``target_accuracy_mean/std`` or ``r2_mean/std`` and ``mse_mean``,
-        ``fit_seconds``, ``n_seeds``, ``error``), ``best_method``,
-        ``improvement_over_source_only`` (paired mean and std), ``verdict``, ``skipped``.
+        ``fit_seconds``, ``n_seeds``, ``error``), ``selected_method`` (chosen without
+        target labels, :func:`transferkit.selection.choose`) with ``selection_reasons``,
+        ``verdict`` (:class:`transferkit.selection.verdict.Verdict` as a dict:
+        ``decision``, ``use``, ``headline``, ``reasons``, ``verified``, ``evidence``),
+        ``diagnostics`` (the shift), ``best_method`` (best on the held-out target labels,
+        in hindsight), ``improvement_over_source_only`` (paired mean and std over seeds),
+        ``delivered_method`` (whose model and predictions are saved), ``skipped``.
     """
     return execute(output, source, target, label, methods=methods, seeds=seeds,
                    estimator=estimator, target_train_fraction=target_train_fraction,

@@ -12,6 +12,7 @@ from .figures import (
     boundary_figure,
     choose_weighting_method,
     domains_figure,
+    drift_figure,
     leaderboard_figure,
     standard_figures,
     weights_figure,
@@ -19,6 +20,7 @@ from .figures import (
 from .html import render_index, write_index
 
 __all__ = ["write_report", "standard_figures", "leaderboard_figure", "domains_figure",
+           "drift_figure",
            "boundary_figure", "weights_figure", "choose_weighting_method", "render_index",
            "write_index"]
 
@@ -41,6 +43,9 @@ def write_report(out_dir: str | os.PathLike, board: Leaderboard, Xs: Any, ys: An
     weighting : str, optional
         Weighting method to picture; default KLIEP when fitted, else the best one.
     """
-    figures = standard_figures(board, Xs, ys, Xt, y_eval, out_dir, weighting=weighting)
+    shift = summary.get("diagnostics") or {}
+    figures = standard_figures(board, Xs, ys, Xt, y_eval, out_dir, weighting=weighting,
+                               selected=summary.get("selected_method"),
+                               drift=shift.get("drift"))
     write_index(Path(out_dir) / "index.html", summary, figures, title=title)
     return [f for f, _ in figures] + ["index.html"]

@@ -27,7 +27,8 @@ from .plots import (
     save_figure,
 )
 
-__all__ = ["leaderboard_figure", "domains_figure", "boundary_figure", "weights_figure",
+__all__ = ["leaderboard_figure", "domains_figure", "drift_figure", "boundary_figure",
+           "weights_figure",
            "learning_curve_figure", "choose_weighting_method", "choose_adversarial_method",
            "standard_figures"]
 
@@ -74,6 +75,28 @@ def domains_figure(Xs: np.ndarray, ys: Any, Xt: np.ndarray, y_eval: Any, task: s
     if Xs.shape[1] > 2:
         title += f": PCA of {Xs.shape[1]} features"
     draw_domains(ax, Zs, ys, Zt, y_eval, task=task, explained=explained, title=title)
+    return save_figure(fig, path)
+
+
+def drift_figure(drift: list[dict[str, Any]], path: str | os.PathLike, *, top: int = 15,
+                 alpha: float = 0.05) -> str | None:
+    """Per-feature drift: effect size of the most shifted features, bars in colour where
+    the Bonferroni-corrected p-value is below ``alpha``; None without features."""
+    rows = [r for r in drift[:top] if r.get("effect_size") is not None]
+    if not rows:
+        return None
+    rows = rows[::-1]  # most shifted on top
+    fig, (ax,) = new_figure(width=7.0, height=0.32 * len(rows) + 1.4)
+    hit = [r["p_value_bonferroni"] < alpha for r in rows]
+    ax.barh(np.arange(len(rows)), [r["effect_size"] for r in rows], height=0.6,
+            color=["#e53935" if h else "#9e9e9e" for h in hit])
+    ax.set_yticks(np.arange(len(rows)), [str(r["feature"])[:28] for r in rows], fontsize=8)
+    for i, r in enumerate(rows):
+        ax.text(r["effect_size"], i, f" p={r['p_value']:.2g}", va="center", fontsize=7)
+    ax.set_xlabel("effect size (KS statistic / Cramér's V, 0-1)")
+    ax.set_title(f"most shifted features (red: significant at {alpha:.0%} after Bonferroni)")
+    ax.set_xlim(0, max(r["effect_size"] for r in rows) * 1.3 + 1e-9)
+    ax.grid(axis="x", alpha=0.3)
     return save_figure(fig, path)
 
 
@@ -154,12 +177,14 @@ def learning_curve_figure(board: Leaderboard, method: str, path: str | os.PathLi
 
 
 def standard_figures(board: Leaderboard, Xs: np.ndarray, ys: Any, Xt: np.ndarray,
-                     y_eval: Any, out_dir: str | os.PathLike, *, weighting: str | None = None
+                     y_eval: Any, out_dir: str | os.PathLike, *, weighting: str | None = None,
+                     selected: str | None = None, drift: list[dict[str, Any]] | None = None
                      ) -> list[tuple[str, str]]:
     """Write every picture that applies into ``out_dir``; return [(file, caption), ...].
 
     ``weighting`` names the weighting method to picture (default: KLIEP when fitted,
-    else the best weighting method).
+    else the best weighting method); ``selected`` the chosen method, whose decision
+    boundary is drawn next to source-only's; ``drift`` the drift ranking to chart.
     """
     out = Path(out_dir)
     Xs, Xt = np.asarray(Xs, float), np.asarray(Xt, float)
@@ -170,7 +195,18 @@ def standard_figures(board: Leaderboard, Xs: np.ndarray, ys: Any, Xt: np.ndarray
                         f"seeds); grey: {REFERENCE}, the reference to beat."))
     proj = " (2-D PCA projection of source+target)" if Xs.shape[1] > 2 else ""
     domains_figure(Xs, ys, Xt, y_eval, board.task, out / "domains.png")
-    figures.append(("domains.png", f"Source and target samples{proj}."))
+    figures.append(("domains.png", f"Source and target samples{proj}: where the crosses "
+                    "leave the dots, the target lies outside what the source covers."))
+    if drift and drift_figure(drift, out / "drift.png"):
+        figures.append(("drift.png", "Per-feature drift between source and target, most "
+                        "shifted first (two-sample test per column)."))
+    if selected and selected != REFERENCE and selected in board.models and boundary_figure(
+            board, selected, Xs, ys, Xt, y_eval, out / "selected_boundary.png",
+            reference_label="source only", compared_label="selected"):
+        figures.append(("selected_boundary.png",
+                        f"Decision boundary of {REFERENCE} and of the selected method, "
+                        f"{selected}; crosses are target samples, coloured by their true "
+                        "label where known."))
     weighting = weighting or choose_weighting_method(board)
     compared = weighting or next((m for m in board.methods if m != REFERENCE
                                   and board.model_score(m) is not None), None)

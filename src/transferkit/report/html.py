@@ -22,6 +22,8 @@ h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;
 border-bottom:1px solid #e0e0e0;padding-bottom:.2rem}
 .verdict{font-size:1.1rem;background:#f1f8e9;border-left:4px solid #7cb342;padding:.6rem 1rem}
 .verdict.hurts{background:#fff3e0;border-color:#fb8c00}
+.verdict.neutral{background:#eceff1;border-color:#78909c}
+.verdict ul{margin:.4rem 0 0;font-size:.95rem}.verdict b{font-size:1.15rem}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.92rem}
 th,td{border-bottom:1px solid #e0e0e0;padding:.3rem .8rem;text-align:left;vertical-align:top}
 th{background:#fafafa}td.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -41,18 +43,23 @@ def _methods_table(summary: Mapping[str, Any]) -> str:
     mean_key, std_key = ("r2_mean", "r2_std") if regression else (
         "target_accuracy_mean", "target_accuracy_std")
     score_head = "target R² (mean ± std)" if regression else "target accuracy (mean ± std)"
+    criteria = sorted({c for m in summary.get("methods", {}).values()
+                       for c in (m.get("selection_scores") or {})})
     head = ["#", "method", score_head] + (["MSE"] if regression else [])
-    head += ["fit time (s)", "seeds", "error"]
+    head += [f"{c} (label-free)" for c in criteria] + ["fit time (s)", "seeds", "error"]
     rows = ["<tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
-    best = summary.get("best_method")
+    chosen = summary.get("selected_method")
     for rank, (name, m) in enumerate(summary.get("methods", {}).items(), start=1):
         score = ("–" if m.get(mean_key) is None
                  else f"{m[mean_key]:.3f} ± {(m.get(std_key) or 0.0):.3f}")
-        cls = "best" if name == best else ("ref" if name == "SourceOnly" else "")
-        cells = [f'<td class="num">{rank}</td>', f"<td>{escape(name)}</td>",
+        cls = "best" if name == chosen else ("ref" if name == "SourceOnly" else "")
+        label = escape(name) + (" ← selected" if name == chosen else "")
+        cells = [f'<td class="num">{rank}</td>', f"<td>{label}</td>",
                  f'<td class="num">{escape(score)}</td>']
         if regression:
             cells.append(f'<td class="num">{_num(m.get("mse_mean"), 4)}</td>')
+        sel = m.get("selection_scores") or {}
+        cells += [f'<td class="num">{_num(sel.get(c))}</td>' for c in criteria]
         cells += [f'<td class="num">{_num(m.get("fit_seconds"), 2)}</td>',
                   f'<td class="num">{m.get("n_seeds", 0)}</td>',
                   f'<td class="err">{escape(m.get("error") or "")}</td>']
@@ -78,35 +85,82 @@ def _figures(figures: Sequence[tuple[str, str]]) -> str:
     return "".join(out)
 
 
+_TONE = {"transfer_helps": "verdict", "transfer_hurts": "verdict hurts"}
+
+
+def _verdict_box(summary: Mapping[str, Any]) -> str:
+    verdict = summary.get("verdict")
+    if not verdict:
+        return ""
+    if isinstance(verdict, str):  # reports written before the structured verdict
+        return f'<div class="verdict">{escape(verdict)}</div>'
+    tone = _TONE.get(verdict.get("decision"), "verdict neutral")
+    reasons = "".join(f"<li>{escape(r)}</li>" for r in verdict.get("reasons", []))
+    basis = ("Measured on target labels that no method or criterion saw."
+             if verdict.get("verified") else
+             "Not measured: no held-out target labels; label some target rows to check it.")
+    return (f'<div class="{tone}"><b>{escape(verdict.get("headline", ""))}</b>'
+            f"<ul>{reasons}</ul><span class=\"muted\">{escape(basis)}</span></div>")
+
+
+def _drift_table(shift: Mapping[str, Any], top: int = 10) -> str:
+    drift = list(shift.get("drift") or [])[:top]
+    if not drift:
+        return ""
+    head = ["feature", "test", "effect size", "p-value", "Bonferroni p"]
+    rows = ["<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
+    for r in drift:
+        rows.append(f"<tr><td>{escape(str(r.get('feature')))}</td>"
+                    f"<td>{escape(str(r.get('test', '')))}</td>"
+                    f'<td class="num">{_num(r.get("effect_size"))}</td>'
+                    f'<td class="num">{r.get("p_value", float("nan")):.3g}</td>'
+                    f'<td class="num">{r.get("p_value_bonferroni", float("nan")):.3g}</td></tr>')
+    return "<table>" + "".join(rows) + "</table>"
+
+
+_SHIFT_FIGURES = ("domains.png", "drift.png")
+
+
 def render_index(summary: Mapping[str, Any], figures: Sequence[tuple[str, str]] = (),
                  title: str = "transferkit report") -> str:
-    """The report page for ``summary`` with ``figures`` = [(png file name, caption), ...]."""
-    verdict = summary.get("verdict") or ""
-    css_class = "verdict hurts" if summary.get("transfer_helps") is False else "verdict"
+    """The report page for ``summary`` with ``figures`` = [(png file name, caption), ...].
+
+    Read top-down: the verdict, the shift between the domains (overlap picture, drift
+    ranking), the leaderboard, the selected method's pictures, then the files and data."""
     skipped = summary.get("skipped") or {}
+    shift = summary.get("diagnostics") or {}
+    shift_figs = [f for f in figures if Path(f[0]).name in _SHIFT_FIGURES]
+    other_figs = [f for f in figures if Path(f[0]).name not in _SHIFT_FIGURES]
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
-        f'<p class="{css_class}">{escape(verdict)}</p>' if verdict else "",
+        f"<h1>{escape(title)}</h1>", _verdict_box(summary),
+    ]
+    if shift or shift_figs:
+        parts += ["<h2>Shift between the domains</h2>",
+                  f"<p>{escape(shift.get('summary', ''))}</p>" if shift else "",
+                  _figures(shift_figs), _drift_table(shift)]
+    parts += [
         "<h2>Leaderboard</h2>",
-        f'<p class="muted">{escape(summary.get("evaluation", ""))}</p>',
+        f'<p class="muted">{escape(summary.get("evaluation", ""))} '
+        f'{escape(summary.get("selection", ""))}</p>',
         _methods_table(summary),
     ]
+    delivered = summary.get("delivered_method") or summary.get("best_method")
     files = []
     if summary.get("predictions"):
         files.append(f'<li><a href="{escape(summary["predictions"], quote=True)}">'
                      f'{escape(summary["predictions"])}</a>: predictions of '
-                     f'{escape(str(summary.get("best_method")))} (first seed) on the target</li>')
+                     f"{escape(str(delivered))} (first seed) on the target</li>")
     if summary.get("model"):
         files.append(f"<li><code>{escape(summary['model'])}/</code>: that model, saved; load "
                      "it with <code>transferkit.load</code> or <code>transferkit predict</code>"
                      "</li>")
     if files:
         parts.append(f"<ul>{''.join(files)}</ul>")
-    if figures:
-        parts += ["<h2>Figures</h2>", _figures(figures)]
+    if other_figs:
+        parts += ["<h2>The selected method and the others</h2>", _figures(other_figs)]
     if skipped:
         items = "".join(f"<li><b>{escape(k)}</b>: {escape(str(v))}</li>"
                         for k, v in skipped.items())

@@ -1,7 +1,9 @@
-"""Choosing a method: compare methods on one problem, and rank fitted models without
-target labels (importance-weighted, deep embedded and reverse validation, entropy,
-soft neighbourhood density) or with a few (target cross-validation)."""
+"""Choosing a method: compare methods on one problem, rank fitted models without target
+labels (importance-weighted, deep embedded and reverse validation, entropy, soft
+neighbourhood density) or with a few (target cross-validation), choose one
+(:func:`choose`) and judge whether transfer helped (:func:`judge`)."""
 
+from .choice import AUTO_CRITERIA, Choice, choose
 from .compare import Leaderboard, compare
 from .criteria import (
     CRITERIA,
@@ -13,9 +15,12 @@ from .criteria import (
     SoftNeighborhoodDensity,
     TargetCV,
     get_criterion,
+    paired_choice,
     select,
 )
+from .verdict import Verdict, judge, paired_difference
 
 __all__ = ["compare", "Leaderboard", "select", "get_criterion", "SelectionCriterion", "IWCV",
            "DEV", "ReverseValidation", "PredictionEntropy", "SoftNeighborhoodDensity",
-           "TargetCV", "CRITERIA"]
+           "TargetCV", "CRITERIA", "paired_choice", "choose", "Choice", "AUTO_CRITERIA",
+           "judge", "Verdict", "paired_difference"]

@@ -28,6 +28,12 @@ from sklearn.base import clone
 from .._validation import CLASSIFICATION, _missing_mask, check_domains, check_X, check_y
 from ..errors import InputError, MissingTargetLabelsError, UnsupportedTaskError
 from ..registry import MethodInfo, get_method
+from .criteria import _entropy, _r2_terms, paired_choice
+
+#: Board-level criterion: entropy of the seed-averaged target probabilities.
+ENSEMBLE_ENTROPY = "ensemble_entropy"
+#: Target rows whose probabilities are kept per fit for it (a fixed subsample beyond).
+MAX_PROBA_ROWS = 5000
 
 __all__ = ["compare", "Leaderboard"]
 
@@ -58,6 +64,10 @@ class Leaderboard:
         Number of target samples the scores are computed on.
     seeds : list of int
         The seeds, in the order given; ``models`` come from ``seeds[0]``.
+    selection : str or None
+        The primary label-free criterion (the first of ``compare(selection=...)``).
+    criteria : dict of str -> bool
+        Every criterion scored, and whether greater is better for it.
     """
 
     task: str
@@ -68,6 +78,7 @@ class Leaderboard:
     seeds: list[int] = field(default_factory=list)
     selection: str | None = None
     selection_greater_is_better: bool = True
+    criteria: dict[str, bool] = field(default_factory=dict)
 
     @property
     def metric(self) -> str:
@@ -88,6 +99,13 @@ class Leaderboard:
     def methods(self) -> list[str]:
         """Method names in leaderboard order."""
         return [r["method"] for r in self.rows]
+
+    @property
+    def candidates(self) -> list[str]:
+        """Method names in the order they were given to :func:`compare`: label-free
+        choices iterate in this order, since the leaderboard order is itself the ranking
+        by target labels (ties must not be broken by it)."""
+        return list(dict.fromkeys(r["method"] for r in self.results)) or self.methods
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -115,14 +133,56 @@ class Leaderboard:
         scored = [r for r in self.rows if r[self.score_key] is not None]
         return scored[0]["method"] if scored else None
 
-    def selected(self) -> str | None:
-        """The method a label-free criterion picks: best mean ``selection_score``
-        (``compare(..., selection=...)``), or None without a criterion or scores."""
-        rows = [r for r in self.rows if r.get("selection_score_mean") is not None]
-        if not rows:
+    def terms(self, method: str, kind: str = "eval") -> np.ndarray | None:
+        """Per-row terms of ``method``, averaged over its successful seeds.
+
+        ``kind="eval"``: correctness (or R² terms) on the evaluation rows, whose mean is
+        the score; a criterion name: that criterion's terms; ``"ensemble_entropy"``: the
+        entropy of the seed-averaged target probabilities (the seed ensemble's total
+        uncertainty: confident *and* reproducible predictions score low; Lakshminarayanan
+        et al., 2017). Every method is scored on the same rows, so two methods' terms
+        pair row by row. None when there are none."""
+        rows = [r for r in self.results if r["method"] == method and r["error"] is None]
+        if kind == ENSEMBLE_ENTROPY:
+            probas = [r["target_proba"] for r in rows if r.get("target_proba") is not None]
+            if len(probas) < 2 or len({p.shape for p in probas}) != 1:
+                return None
+            return _entropy(np.mean(probas, axis=0, dtype=np.float64))
+        arrays = [r["eval_terms"] if kind == "eval" else r["selection_terms"].get(kind)
+                  for r in rows]
+        arrays = [a for a in arrays if a is not None]
+        return np.mean(arrays, axis=0) if arrays else None
+
+    def selected(self, criterion: str | None = None, *, reference: str | None = "SourceOnly",
+                 confidence: float = 0.95) -> str | None:
+        """The method a label-free criterion picks (``compare(..., selection=...)``).
+
+        With ``reference`` on the board (default: SourceOnly), another method is picked
+        only if it beats the reference on the criterion's per-row terms by more than their
+        paired standard error allows at ``confidence`` (see
+        :func:`~transferkit.selection.criteria.paired_choice`); ``reference=None`` takes
+        the best mean. None without a criterion or scores."""
+        choice = self.selection_details(criterion, reference=reference, confidence=confidence)
+        return None if choice is None else choice[0]
+
+    def selection_details(self, criterion: str | None = None, *,
+                          reference: str | None = "SourceOnly", confidence: float = 0.95
+                          ) -> tuple[str, dict[str, dict[str, Any]]] | None:
+        """``(choice, details)`` of :meth:`selected`: per method its criterion ``mean``
+        and, against the reference, ``advantage``, ``se`` and ``significant``."""
+        name = criterion or self.selection
+        if name is None:
             return None
-        sign = 1.0 if self.selection_greater_is_better else -1.0
-        return max(rows, key=lambda r: sign * r["selection_score_mean"])["method"]
+        if name not in self.criteria:
+            raise KeyError(f"criterion {name!r} was not scored; this board has "
+                           f"{list(self.criteria)}.")
+        terms = {m: t for m in self.candidates if (t := self.terms(m, name)) is not None}
+        if not terms:
+            return None
+        if reference is not None and reference not in terms:
+            reference = None
+        return paired_choice(terms, greater_is_better=self.criteria[name],
+                             reference=reference, confidence=confidence)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``task``, ``metric``, ``n_eval``, ``best``, ``selection`` and
@@ -137,7 +197,9 @@ class Leaderboard:
             "best": self.best(),
             "methods": {r["method"]: {k: v for k, v in r.items() if k != "method"}
                         for r in self.rows},
-            "results": [dict(r) for r in self.results],
+            "results": [{k: v for k, v in r.items()
+                         if not k.endswith("terms") and k != "target_proba"}
+                        for r in self.results],
         }
 
     def to_frame(self):
@@ -204,30 +266,37 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _score(model: Any, task: str, X_eval: np.ndarray, y_eval: np.ndarray
-           ) -> tuple[float | None, float | None]:
-    """(accuracy or R², MSE or None) of ``model`` on the evaluation rows."""
+           ) -> tuple[float | None, float | None, np.ndarray | None]:
+    """(accuracy or R², MSE or None, per-row terms whose mean is the score) of ``model``
+    on the evaluation rows."""
     if X_eval.shape[0] == 0:
-        return None, None
+        return None, None, None
     pred = np.asarray(model.predict(X_eval))
     if task == CLASSIFICATION:
         # Elementwise equality tolerates 1 vs 1.0 (labels read from a table with blanks).
-        return float(np.mean(pred == y_eval)), None
+        terms = (pred == y_eval).astype(np.float64)
+        return float(terms.mean()), None, terms
     from sklearn.metrics import mean_squared_error, r2_score
 
     y = y_eval.astype(np.float64)
-    return float(r2_score(y, pred)), float(mean_squared_error(y, pred))
+    return (float(r2_score(y, pred)), float(mean_squared_error(y, pred)),
+            _r2_terms(y, pred))
 
 
 def _run_job(name: str, seed: int, model: Any, Xs: Any, ys: Any, Xt: Any, yt: Any,
              X_eval: np.ndarray, y_eval: np.ndarray, task: str, fit_params: dict[str, Any],
-             keep_model: bool, selection: tuple | None = None) -> dict[str, Any]:
+             keep_model: bool, selection: tuple | None = None,
+             proba_rows: np.ndarray | None = None) -> dict[str, Any]:
     """Fit and score one (method, seed); never raises for a failing method.
 
-    ``selection`` is ``(criterion, Xs_val, ys_val)``: the label-free score of the fitted
-    model on held-out source rows and the target (``Xs``/``ys`` are then the rest)."""
+    ``selection`` is ``(criteria, Xs_val, ys_val)``: the label-free scores of the fitted
+    model on held-out source rows and the target (``Xs``/``ys`` are then the rest).
+    ``eval_terms`` and ``selection_terms`` hold the per-row terms behind the scores, so
+    two methods can be compared row by row (paired)."""
     out: dict[str, Any] = {"method": name, "seed": seed, "score": None, "mse": None,
                            "fit_seconds": None, "error": None, "warnings": [],
-                           "selection_score": None}
+                           "selection_score": None, "selection_scores": {},
+                           "selection_terms": {}, "eval_terms": None, "target_proba": None}
     # Warnings are kept with the result instead of flooding the console from workers;
     # catch_warnings swaps process-global state, so only where no other job shares it
     # (sequential runs and worker processes run jobs in their main thread).
@@ -239,15 +308,24 @@ def _run_job(name: str, seed: int, model: Any, Xs: Any, ys: Any, Xt: Any, yt: An
             start = time.perf_counter()
             model.fit(Xs, ys, Xt, yt, **fit_params)
             out["fit_seconds"] = time.perf_counter() - start
-            out["score"], out["mse"] = _score(model, getattr(model, "task_", task),
-                                              X_eval, y_eval)
+            out["score"], out["mse"], out["eval_terms"] = _score(
+                model, getattr(model, "task_", task), X_eval, y_eval)
             if selection is not None:
-                crit, Xs_val, ys_val = selection
-                try:
-                    out["selection_score"] = float(crit.score(
-                        model, Xs_val, ys_val, Xt, Xs_train=Xs, ys_train=ys, yt=yt))
-                except Exception as exc:  # noqa: BLE001 - the fit stands without a score
-                    out["selection_error"] = _one_line(exc)
+                crits, Xs_val, ys_val = selection
+                for crit in crits:
+                    try:
+                        terms = np.asarray(crit.pointwise(model, Xs_val, ys_val, Xt,
+                                                          Xs_train=Xs, ys_train=ys, yt=yt),
+                                           dtype=np.float64)
+                    except Exception as exc:  # noqa: BLE001 - the fit stands without it
+                        out.setdefault("selection_error", f"{crit.name}: {_one_line(exc)}")
+                        continue
+                    out["selection_terms"][crit.name] = terms
+                    out["selection_scores"][crit.name] = float(terms.mean())
+                out["selection_score"] = out["selection_scores"].get(crits[0].name)
+            if proba_rows is not None and hasattr(model, "predict_proba"):
+                Xp = Xt.iloc[proba_rows] if hasattr(Xt, "iloc") else np.asarray(Xt)[proba_rows]
+                out["target_proba"] = np.asarray(model.predict_proba(Xp), dtype=np.float32)
         except Exception as exc:  # noqa: BLE001 - one failing method must not stop the rest
             out["error"] = _one_line(exc)
             keep_model = False
@@ -312,6 +390,12 @@ def _summarise(name: str, res: list[dict[str, Any]], task: str) -> dict[str, Any
     sel = [r["selection_score"] for r in ok if r.get("selection_score") is not None]
     if sel:
         row["selection_score_mean"], row["selection_score_std"] = mean_std(sel)
+    by_crit: dict[str, list[float]] = {}
+    for r in ok:
+        for crit, value in r.get("selection_scores", {}).items():
+            by_crit.setdefault(crit, []).append(value)
+    if by_crit:
+        row["selection_scores"] = {c: float(np.mean(v)) for c, v in by_crit.items()}
     times = [r["fit_seconds"] for r in ok]
     row["fit_seconds"] = float(np.mean(times)) if times else None
     row["n_seeds"] = len(ok)
@@ -367,15 +451,19 @@ def compare(
         Show a progress bar over jobs.
     fit_params : dict, optional
         Extra keyword arguments for every ``fit`` call.
-    selection : str or SelectionCriterion, optional
-        A label-free criterion (``"iwcv"``, ``"dev"``, ``"reverse"``, ``"entropy"``,
+    selection : str, SelectionCriterion or list of them, optional
+        Label-free criteria (``"iwcv"``, ``"dev"``, ``"reverse"``, ``"entropy"``,
         ``"snd"``; ``"target_cv"`` with target labels; see
-        :mod:`transferkit.selection.criteria`). Every method is then fitted on
-        1 − ``selection_holdout`` of the source (a stratified split drawn with the first
-        seed), scored by the criterion on the held-out source rows and the target, and the
-        leaderboard gains ``selection_score_mean`` / ``_std`` and :meth:`Leaderboard.selected`.
+        :mod:`transferkit.selection.criteria`); the first is the primary one. Every method
+        is then fitted on 1 − ``selection_holdout`` of the source (a stratified split drawn
+        with the first seed) and scored by each criterion on the held-out source rows and
+        the target; the leaderboard gains ``selection_score_mean`` / ``_std`` (primary),
+        ``selection_scores`` (all), the per-row terms (:meth:`Leaderboard.terms`) and
+        :meth:`Leaderboard.selected`. With classification and several seeds it also
+        scores ``"ensemble_entropy"`` (entropy of the seed-averaged target probabilities).
     selection_holdout : float, default=0.25
-        Fraction of the source held out for the criterion.
+        Fraction of the source held out for the criteria; 0 holds none out (only the
+        criteria that need no source labels: entropy, SND, target CV).
 
     Returns
     -------
@@ -421,6 +509,11 @@ def compare(
         crit, Xs, ys, sel = _selection_split(selection, selection_holdout, data, Xs, ys, task,
                                              seed_list[0])
 
+    proba_rows = None
+    if crit is not None and task == CLASSIFICATION and len(seed_list) > 1:
+        n_t = data.Xt.shape[0]
+        proba_rows = (np.arange(n_t) if n_t <= MAX_PROBA_ROWS else np.sort(
+            np.random.default_rng(seed_list[0]).choice(n_t, MAX_PROBA_ROWS, replace=False)))
     tasks, first = [], seed_list[0]
     # Torch methods first: the long jobs start early and the short ones fill the gaps,
     # instead of one worker finishing a long job alone at the end.
@@ -441,7 +534,7 @@ def compare(
                     f"{', '.join(sorted(accepted))}.") from None
             tasks.append(delayed(_run_job)(info.name, seed, model, Xs, ys, Xt, yt, X_eval,
                                            y_eval_known, task, fit_params, seed == first,
-                                           sel))
+                                           sel, proba_rows))
 
     results: list[dict[str, Any]] = []
     bar = _progress_bar(len(tasks), progress)
@@ -458,14 +551,21 @@ def compare(
             bar.close()
     board = _leaderboard(infos, seed_list, results, task, X_eval.shape[0])
     if crit is not None:
-        board.selection = crit.name or type(crit).__name__
-        board.selection_greater_is_better = bool(crit.greater_is_better)
+        board.criteria = {c.name or type(c).__name__: bool(c.greater_is_better) for c in crit}
+        board.selection = next(iter(board.criteria))
+        if proba_rows is not None:
+            board.criteria[ENSEMBLE_ENTROPY] = False
+        board.selection_greater_is_better = board.criteria[board.selection]
     return board
 
 
+#: Criteria that score on held-out labelled source rows.
+_NEED_SOURCE_ROWS = ("iwcv", "dev", "reverse")
+
+
 def _selection_split(selection: Any, holdout: float, data: Any, Xs: Any, ys: Any, task: str,
-                     seed: int) -> tuple[Any, Any, Any, tuple]:
-    """The criterion, the source rows to fit on, and ``(criterion, Xs_val, ys_val)``.
+                     seed: int) -> tuple[list, Any, Any, tuple]:
+    """The criteria, the source rows to fit on, and ``(criteria, Xs_val, ys_val)``.
 
     ``data`` is the validated problem (its arrays serve the split and the weights); the
     rows handed on are the caller's own (a DataFrame keeps its columns, labels their
@@ -474,18 +574,32 @@ def _selection_split(selection: Any, holdout: float, data: Any, Xs: Any, ys: Any
 
     from .criteria import get_criterion
 
-    crit = get_criterion(selection)
-    if not 0.0 < float(holdout) < 1.0:
-        raise InputError(f"selection_holdout must be in (0, 1), got {holdout}.")
+    many = isinstance(selection, (list, tuple))
+    crits = [get_criterion(c) for c in (selection if many else [selection])]
+    if not crits:
+        raise InputError("selection is an empty list; pass a criterion name such as 'iwcv'.")
+    names = [c.name or type(c).__name__ for c in crits]
+    if len(set(names)) != len(names):
+        raise InputError(f"selection names a criterion twice ({names}).")
+    if not 0.0 <= float(holdout) < 1.0:
+        raise InputError(f"selection_holdout must be in [0, 1), got {holdout}.")
+    if float(holdout) == 0.0:
+        needy = [c.name for c in crits if c.name in _NEED_SOURCE_ROWS]
+        if needy:
+            raise InputError(f"{', '.join(needy)} need held-out source rows; set "
+                             "selection_holdout above 0 or use 'entropy', 'snd' or "
+                             "'target_cv'.")
+        return crits, Xs, ys, (crits, None, None)
     codes = np.asarray(data.ys)
     strat = codes if task == CLASSIFICATION and np.bincount(codes).min() >= 2 else None
     fit_idx, val_idx = train_test_split(np.arange(len(codes)), test_size=float(holdout),
                                         random_state=seed, stratify=strat)
-    if hasattr(crit, "weights"):  # density-ratio weights depend on the data only: once
-        crit.weights(data.Xs[val_idx], data.Xt)
+    for crit in crits:
+        if hasattr(crit, "weights"):  # density-ratio weights depend on the data only: once
+            crit.weights(data.Xs[val_idx], data.Xt)
     rows = (lambda i: Xs.iloc[i]) if hasattr(Xs, "iloc") else (lambda i: data.Xs[i])
     ys_raw = np.asarray(ys)
-    return crit, rows(fit_idx), ys_raw[fit_idx], (crit, rows(val_idx), ys_raw[val_idx])
+    return crits, rows(fit_idx), ys_raw[fit_idx], (crits, rows(val_idx), ys_raw[val_idx])
 
 
 def _check_method_params(method_params: Mapping[str, Mapping[str, Any]] | None,

@@ -63,6 +63,7 @@ __all__ = [
     "TargetCV",
     "get_criterion",
     "select",
+    "paired_choice",
     "CRITERIA",
 ]
 
@@ -153,10 +154,20 @@ class SelectionCriterion:
     name: str = ""
     greater_is_better: bool = True
 
+    def pointwise(self, model: Any, Xs_val: Any, ys_val: Any, Xt: Any, *,
+                  Xs_train: Any = None, ys_train: Any = None, yt: Any = None) -> np.ndarray:
+        """Per-row terms whose mean is :meth:`score` (rows of ``Xs_val``, ``Xt`` or the
+        labelled target, depending on the criterion).
+
+        Two models scored on the same rows give paired terms, so the standard error of
+        their difference says whether one is really ahead (:func:`paired_choice`)."""
+        raise NotImplementedError
+
     def score(self, model: Any, Xs_val: Any, ys_val: Any, Xt: Any, *, Xs_train: Any = None,
               ys_train: Any = None, yt: Any = None) -> float:
         """Score a fitted ``model``; see the class docstring for what the number means."""
-        raise NotImplementedError
+        return float(np.mean(self.pointwise(model, Xs_val, ys_val, Xt, Xs_train=Xs_train,
+                                            ys_train=ys_train, yt=yt)))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -270,11 +281,11 @@ class IWCV(_WeightedValidation):
 
     name = "iwcv"
 
-    def score(self, model: Any, Xs_val: Any, ys_val: Any, Xt: Any, *, Xs_train: Any = None,
-              ys_train: Any = None, yt: Any = None) -> float:
-        """Estimated target error of ``model`` (lower is better)."""
+    def pointwise(self, model: Any, Xs_val: Any, ys_val: Any, Xt: Any, *,
+                  Xs_train: Any = None, ys_train: Any = None, yt: Any = None) -> np.ndarray:
+        """Weighted losses w̃_i ℓ_i of the held-out source rows (their mean is the score)."""
         loss, w = self._losses(model, Xs_val, ys_val, Xt)
-        return float(np.mean(w / w.mean() * loss))
+        return w / w.mean() * loss
 
 
 class DEV(_WeightedValidation):
@@ -326,9 +337,10 @@ class DEV(_WeightedValidation):
         super().__init__(weighting, loss, max_weight, random_state)
         self.feature_fn = feature_fn
 
-    def score(self, model: Any, Xs_val: Any, ys_val: Any, Xt: Any, *, Xs_train: Any = None,
-              ys_train: Any = None, yt: Any = None) -> float:
-        """DEV estimate of the target error of ``model`` (lower is better)."""
+    def pointwise(self, model: Any, Xs_val: Any, ys_val: Any, Xt: Any, *,
+                  Xs_train: Any = None, ys_train: Any = None, yt: Any = None) -> np.ndarray:
+        """Terms L_i + η(w_i − 1) of the held-out source rows; their mean is the DEV
+        estimate of the target error (lower is better)."""
         _check_model(model)
         Xs, ys, Xt_arr = _check_data(Xs_val, ys_val, Xt)
         ys = _need_ys(ys, self.name)
@@ -340,7 +352,19 @@ class DEV(_WeightedValidation):
             w = self._raw_weights(Fs, Ft)
         else:
             w = self._raw_weights(Xs, Xt_arr)
-        return float(dev_estimate(loss, w))
+        return dev_terms(loss, w)
+
+
+def dev_terms(loss: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per-row terms :math:`L_i + \\eta (w_i - 1)` whose mean is :func:`dev_estimate`."""
+    loss = np.asarray(loss, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    L = w * loss
+    var_w = float(np.var(w, ddof=1)) if len(w) > 1 else 0.0
+    if var_w <= 1e-12 * max(float(np.mean(w)) ** 2, 1e-300):
+        return L
+    eta = -float(np.cov(L, w, ddof=1)[0, 1]) / var_w
+    return L + eta * (w - 1.0)
 
 
 def dev_estimate(loss: np.ndarray, weights: np.ndarray) -> float:
@@ -358,14 +382,7 @@ def dev_estimate(loss: np.ndarray, weights: np.ndarray) -> float:
     float
         :math:`\bar L` when the weights are constant (no variance to remove).
     """
-    loss = np.asarray(loss, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    L = w * loss
-    var_w = float(np.var(w, ddof=1)) if len(w) > 1 else 0.0
-    if var_w <= 1e-12 * max(float(np.mean(w)) ** 2, 1e-300):
-        return float(L.mean())
-    eta = -float(np.cov(L, w, ddof=1)[0, 1]) / var_w
-    return float(L.mean() + eta * w.mean() - eta)
+    return float(np.mean(dev_terms(loss, weights)))
 
 
 # --------------------------------------------------------------------------- reverse
@@ -414,11 +431,10 @@ class ReverseValidation(SelectionCriterion):
         knn = KNeighborsClassifier(5) if task == CLASSIFICATION else KNeighborsRegressor(5)
         return make_pipeline(StandardScaler(), knn)
 
-    def score(self, model: Any, Xs_val: Any, ys_val: Any, Xt: Any, *, Xs_train: Any = None,
-              ys_train: Any = None, yt: Any = None) -> float:
-        """Source accuracy (R² for regression) of the reverse model (higher is better)."""
-        from sklearn.metrics import r2_score
-
+    def pointwise(self, model: Any, Xs_val: Any, ys_val: Any, Xt: Any, *,
+                  Xs_train: Any = None, ys_train: Any = None, yt: Any = None) -> np.ndarray:
+        """Per held-out source row: whether the reverse model is right (classification),
+        or 1 − (error² / variance of ys_val), whose mean is R² (regression)."""
         from ..base import TransferEstimator
 
         _check_model(model)
@@ -427,7 +443,7 @@ class ReverseValidation(SelectionCriterion):
         task = _task(model, ys)
         pseudo = np.asarray(model.predict(Xt_arr))
         if task == CLASSIFICATION and np.unique(pseudo).shape[0] < 2:
-            return float(np.mean(ys == pseudo[0]))
+            return (ys == pseudo[0]).astype(np.float64)
         g = self._reverse(task)
         if isinstance(g, TransferEstimator):
             g.fit(Xt_arr, pseudo, Xs)
@@ -435,8 +451,18 @@ class ReverseValidation(SelectionCriterion):
             g.fit(Xt_arr, pseudo)
         pred = np.asarray(g.predict(Xs))
         if task == REGRESSION:
-            return float(r2_score(ys.astype(np.float64), pred.astype(np.float64)))
-        return float(np.mean(pred == ys))
+            return _r2_terms(ys, pred)
+        return (pred == ys).astype(np.float64)
+
+
+def _r2_terms(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per-row 1 − e_i² / Var(y): their mean is the coefficient of determination R²."""
+    y = y.astype(np.float64)
+    err = (np.asarray(pred, dtype=np.float64).ravel() - y) ** 2
+    var = float(np.var(y))
+    if var <= 0:  # r2_score's convention for a constant truth: 1 if exact, else 0
+        return np.where(err == 0, 1.0, 0.0)
+    return 1.0 - err / var
 
 
 # --------------------------------------------------------------------------- entropy / SND
@@ -471,12 +497,12 @@ class PredictionEntropy(SelectionCriterion):
     name = "entropy"
     greater_is_better = False
 
-    def score(self, model: Any, Xs_val: Any, ys_val: Any, Xt: Any, *, Xs_train: Any = None,
-              ys_train: Any = None, yt: Any = None) -> float:
-        """Mean entropy (nats) of ``model.predict_proba(Xt)`` (lower is better)."""
+    def pointwise(self, model: Any, Xs_val: Any, ys_val: Any, Xt: Any, *,
+                  Xs_train: Any = None, ys_train: Any = None, yt: Any = None) -> np.ndarray:
+        """Entropy (nats) of ``model.predict_proba`` at each target row (lower is better)."""
         _check_model(model, proba=True)
         Xt_arr = check_X(Xt, "Xt (target features)")
-        return float(np.mean(_entropy(_proba(model, Xt_arr))))
+        return _entropy(_proba(model, Xt_arr))
 
 
 class SoftNeighborhoodDensity(SelectionCriterion):
@@ -529,9 +555,10 @@ class SoftNeighborhoodDensity(SelectionCriterion):
     def __repr__(self) -> str:
         return f"SoftNeighborhoodDensity(temperature={self.temperature})"
 
-    def score(self, model: Any, Xs_val: Any, ys_val: Any, Xt: Any, *, Xs_train: Any = None,
-              ys_train: Any = None, yt: Any = None) -> float:
-        """SND of ``model.predict_proba(Xt)`` (higher is better)."""
+    def pointwise(self, model: Any, Xs_val: Any, ys_val: Any, Xt: Any, *,
+                  Xs_train: Any = None, ys_train: Any = None, yt: Any = None) -> np.ndarray:
+        """Neighbourhood entropy of each (subsampled) target row; their mean is the SND
+        (higher is better)."""
         _check_model(model, proba=True)
         Xt_arr = check_X(Xt, "Xt (target features)")
         if Xt_arr.shape[0] < 2:
@@ -539,15 +566,20 @@ class SoftNeighborhoodDensity(SelectionCriterion):
         if Xt_arr.shape[0] > self.max_samples:
             rng = np.random.RandomState(self.random_state)
             Xt_arr = Xt_arr[rng.choice(Xt_arr.shape[0], self.max_samples, replace=False)]
-        return snd(_proba(model, Xt_arr), self.temperature)
+        return snd_terms(_proba(model, Xt_arr), self.temperature)
 
 
 def snd(P: np.ndarray, temperature: float = 0.05, block: int = 1024) -> float:
     """Soft neighbourhood density of a matrix of predicted probabilities (rows = samples)."""
+    return float(np.mean(snd_terms(P, temperature, block)))
+
+
+def snd_terms(P: np.ndarray, temperature: float = 0.05, block: int = 1024) -> np.ndarray:
+    """Per-row entropy of the soft neighbourhood distribution; :func:`snd` is its mean."""
     P = np.asarray(P, dtype=np.float64)
     Z = P / np.maximum(np.linalg.norm(P, axis=1, keepdims=True), 1e-12)
     m = Z.shape[0]
-    total = 0.0
+    terms = np.empty(m)
     for start in range(0, m, block):
         S = Z[start:start + block] @ Z.T / temperature
         rows = np.arange(S.shape[0])
@@ -555,8 +587,8 @@ def snd(P: np.ndarray, temperature: float = 0.05, block: int = 1024) -> float:
         S -= S.max(axis=1, keepdims=True)
         E = np.exp(S)
         Q = E / E.sum(axis=1, keepdims=True)
-        total += float(_entropy(Q).sum())
-    return total / m
+        terms[start:start + S.shape[0]] = _entropy(Q)
+    return terms
 
 
 # --------------------------------------------------------------------------- target CV
@@ -587,9 +619,10 @@ class TargetCV(SelectionCriterion):
         self.n_splits = int(n_splits)
         self.random_state = random_state
 
-    def score(self, model: Any, Xs_val: Any, ys_val: Any, Xt: Any, *, Xs_train: Any = None,
-              ys_train: Any = None, yt: Any = None) -> float:
-        """Target accuracy / R² on labelled target rows (higher is better)."""
+    def pointwise(self, model: Any, Xs_val: Any, ys_val: Any, Xt: Any, *,
+                  Xs_train: Any = None, ys_train: Any = None, yt: Any = None) -> np.ndarray:
+        """Per labelled target row: whether its (out-of-fold) prediction is right, or
+        1 − error² / Var(labels) for regression; the mean is accuracy / R²."""
         from ..base import TransferEstimator
 
         _check_model(model)
@@ -607,29 +640,24 @@ class TargetCV(SelectionCriterion):
         refit = (Xs_train is not None and ys_train is not None
                  and isinstance(model, TransferEstimator) and labeled.size >= 2)
         if not refit:
-            return self._metric(model, Xt_arr[labeled], yt_arr[labeled], task)
+            return self._terms(np.asarray(model.predict(Xt_arr[labeled])), yt_arr[labeled],
+                               task)
         folds = KFold(min(self.n_splits, labeled.size), shuffle=True,
                       random_state=self.random_state)
-        scores, sizes = [], []
+        pred = np.empty(labeled.size, dtype=object)
         for _, test in folds.split(labeled):
             hidden = labeled[test]
             y_fit = yt_arr.astype(object if yt_arr.dtype.kind in "OUS" else np.float64)
             y_fit[hidden] = None if y_fit.dtype == object else np.nan
             m = clone(model).fit(Xs_train, ys_train, Xt_arr, y_fit)
-            scores.append(self._metric(m, Xt_arr[hidden], yt_arr[hidden], task))
-            sizes.append(len(hidden))
-        return float(np.average(scores, weights=sizes))
+            pred[test] = list(m.predict(Xt_arr[hidden]))
+        return self._terms(pred, yt_arr[labeled], task)
 
     @staticmethod
-    def _metric(model: Any, X: np.ndarray, y: np.ndarray, task: str) -> float:
-        pred = np.asarray(model.predict(X))
+    def _terms(pred: np.ndarray, y: np.ndarray, task: str) -> np.ndarray:
         if task == REGRESSION:
-            from sklearn.metrics import r2_score
-
-            if len(y) < 2:
-                return float(-np.mean((pred.astype(np.float64) - y.astype(np.float64)) ** 2))
-            return float(r2_score(y.astype(np.float64), pred.astype(np.float64)))
-        return float(np.mean(pred == y))
+            return _r2_terms(y, pred.astype(np.float64))
+        return np.array([p == t for p, t in zip(pred, y)], dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- registry
@@ -721,3 +749,70 @@ def select(models: Mapping[str, Any], Xs_val: Any, ys_val: Any, Xt: Any, *,
     pick = max if crit.greater_is_better else min
     best = pick(finite, key=finite.__getitem__)
     return best, scores
+
+
+def paired_choice(terms: Mapping[str, np.ndarray], *, greater_is_better: bool,
+                  reference: str | None = None, confidence: float = 0.95
+                  ) -> tuple[str, dict[str, dict[str, float | bool]]]:
+    """Pick a model from per-row criterion terms, leaving ``reference`` only on evidence.
+
+    Without a reference this is the best mean. With one, a candidate replaces it only
+    when its paired advantage d̄ = mean(t_c − t_ref) (sign-adjusted) exceeds z · SE(d̄),
+    with z the one-sided normal quantile of ``confidence``; among those, the best mean
+    wins. A criterion estimated on a few hundred rows moves by noise as much as by
+    quality, and switching away from source-only on noise is how selection ends up below
+    it.
+
+    Parameters
+    ----------
+    terms : dict of str -> ndarray of shape (n,)
+        Per-row terms of each model on the same rows (e.g.
+        :meth:`SelectionCriterion.pointwise`, averaged over seeds).
+    greater_is_better : bool
+    reference : str, optional
+        The safe default (source-only); it must be a key of ``terms``.
+    confidence : float, default=0.95
+
+    Returns
+    -------
+    choice : str
+    details : dict of str -> dict
+        Per model: ``mean``; with a reference also ``advantage`` (d̄, positive = better),
+        ``se`` and ``significant``.
+    """
+    from scipy.stats import norm
+
+    if not terms:
+        raise InputError("no candidates to choose from.")
+    if not 0.5 <= confidence < 1:
+        raise ParameterError(f"confidence must be in [0.5, 1); got {confidence!r}.")
+    sign = 1.0 if greater_is_better else -1.0
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in terms.items()}
+    details: dict[str, dict[str, float | bool]] = {
+        k: {"mean": float(np.mean(v))} for k, v in arrays.items()}
+    finite = {k: d["mean"] for k, d in details.items() if np.isfinite(d["mean"])}
+    if not finite:
+        raise InputError("no candidate has a finite criterion score.")
+    best = max(finite, key=lambda k: sign * finite[k])
+    if reference is None:
+        return best, details
+    if reference not in arrays:
+        raise InputError(f"reference {reference!r} is not among the candidates "
+                         f"{list(arrays)}.")
+    z = float(norm.ppf(confidence))
+    ref = arrays[reference]
+    passed = []
+    for k, v in arrays.items():
+        if v.shape != ref.shape:
+            raise InputError(f"{k} has {v.shape[0]} terms but {reference} has {ref.shape[0]}; "
+                             "score every candidate on the same rows.")
+        d = sign * (v - ref)
+        se = float(np.std(d, ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("inf")
+        adv = float(np.mean(d))
+        significant = k != reference and np.isfinite(adv) and adv > z * se and adv > 0
+        details[k].update(advantage=adv, se=se, significant=bool(significant))
+        if significant:
+            passed.append(k)
+    if not passed:
+        return reference, details
+    return max(passed, key=lambda k: sign * finite[k]), details

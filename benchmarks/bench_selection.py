@@ -1,0 +1,174 @@
+"""Label-free model selection on a suite of shift problems.
+
+    python benchmarks/bench_selection.py [--seeds 3] [--problems moons20,digits_rot,...]
+                                         [--json benchmarks/out/selection.json]
+
+Each problem is compared with ``transferkit.compare(..., selection=[every criterion])``:
+every candidate is fitted on 75% of the source (seeds 0..n-1), scored by each label-free
+criterion on the held-out 25% and the target, and by its accuracy on all target labels
+(which no method and no criterion sees). For each selection rule the table shows the
+target accuracy of the method it picks, its gap to the best candidate ("within 2 points")
+and to source-only ("never more than 1 point below"). Rules:
+
+- ``<criterion>``: the best mean of that criterion (no safeguard);
+- ``<criterion>+safe``: the best, but only if it beats SourceOnly by more than its paired
+  standard error allows at 95% (otherwise SourceOnly): ``Leaderboard.selected``;
+- ``auto``: what ``transferkit run`` uses (:func:`transferkit.selection.choose`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+import transferkit as tk
+from transferkit.pipeline import seed_method_params
+from transferkit.selection import choose
+from transferkit.selection.compare import Leaderboard, compare
+
+CRITERIA = ["iwcv", "dev", "reverse", "entropy", "snd"]
+SHALLOW = ["SourceOnly", "KMM", "KLIEP", "ClassifierWeighting", "CORAL", "SA", "TCA"]
+DEEP = ["DANN", "DeepCORAL", "DAN", "MDD"]
+
+
+def moons(angle: float) -> Callable[[], dict]:
+    def make() -> dict:
+        Xs, ys, Xt, yt = tk.datasets.make_two_moons_shift(n_samples=200, rotation=angle,
+                                                          random_state=0)
+        names = SHALLOW + DEEP
+        from transferkit.nn import MLPClassifier
+        from transferkit.pipeline import SEED_NETWORK
+
+        return {"data": (Xs, ys, Xt, yt), "methods": names,
+                "params": seed_method_params(names), "estimator": MLPClassifier(**SEED_NETWORK)}
+    return make
+
+
+def covshift(shift: float) -> Callable[[], dict]:
+    def make() -> dict:
+        Xs, ys, Xt, yt = tk.datasets.make_covariate_shift(400, 400, shift=shift, random_state=0)
+        return {"data": (Xs, ys, Xt, yt), "methods": SHALLOW,
+                "estimator": LogisticRegression(max_iter=1000)}
+    return make
+
+
+def digits(kind: str) -> Callable[[], dict]:
+    def make() -> dict:
+        Xs, ys, Xt, yt = tk.datasets.make_digits_shift(shift=kind, angle=30, noise_std=4,
+                                                       random_state=0)
+        return {"data": (Xs / 16.0, ys, Xt / 16.0, yt), "methods": SHALLOW + DEEP[:3],
+                "estimator": LogisticRegression(max_iter=2000)}
+    return make
+
+
+def sentiment(source: str, target: str, n: int = 600) -> Callable[[], dict]:
+    def make() -> dict:
+        from transferkit.datasets import load_sentiment_domains
+        from transferkit.pretrained import TextEncoder
+
+        enc, out = TextEncoder(), []
+        domains = load_sentiment_domains([source, target])
+        for name in (source, target):
+            texts, y, _ = domains[name]
+            rng = np.random.default_rng(0)
+            idx = np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), n // 2,
+                                                     replace=False) for c in (0, 1)]))
+            out += [enc.transform([texts[i] for i in idx]), y[idx]]
+        return {"data": tuple(out), "methods": SHALLOW,
+                "estimator": LogisticRegression(max_iter=2000)}
+    return make
+
+
+PROBLEMS: dict[str, Callable[[], dict]] = {
+    "moons0": moons(0), "moons20": moons(20), "moons40": moons(40), "moons60": moons(60),
+    "gauss1": covshift(1.0), "gauss2": covshift(2.0),
+    "digits_rot": digits("rotation"), "digits_noise": digits("noise"),
+    "movies_amazon": sentiment("movies", "amazon"), "tweets_nyt": sentiment("tweets", "nyt"),
+}
+
+
+def rules(board: Leaderboard) -> dict[str, str | None]:
+    """Rule name -> the method it picks on ``board``."""
+    out: dict[str, str | None] = {}
+    for c in board.criteria:
+        if board.selected(c, reference=None) is not None:
+            out[c] = board.selected(c, reference=None)
+            out[c + "+safe"] = board.selected(c)
+    out["auto"] = choose(board).method
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--problems", default=",".join(PROBLEMS))
+    p.add_argument("--n-jobs", type=int, default=2)
+    p.add_argument("--json", default="benchmarks/out/selection.json")
+    p.add_argument("--boards", default="benchmarks/out/selection_boards.pkl",
+                   help="where the scored leaderboards (without models) are kept")
+    p.add_argument("--reuse", action="store_true",
+                   help="re-evaluate the rules on the saved leaderboards, fitting nothing")
+    args = p.parse_args()
+    tk.methods()  # registers every family
+    print(f"# {platform.processor() or platform.machine()}; seeds 0..{args.seeds - 1}; "
+          f"candidates fitted on 75% of the source; accuracy on all target labels")
+    picks: dict[str, dict[str, str | None]] = {}
+    acc: dict[str, dict[str, float]] = {}
+    boards_path = Path(args.boards)
+    boards = pickle.loads(boards_path.read_bytes()) if args.reuse else {}
+    for name in args.problems.split(","):
+        t = time.perf_counter()
+        if args.reuse:
+            if name not in boards:
+                continue
+            board = boards[name]
+        else:
+            spec = PROBLEMS[name]()
+            Xs, ys, Xt, yt = spec["data"]
+            board = compare(spec["methods"], Xs, ys, Xt, y_eval=yt,
+                            estimator=spec["estimator"], method_params=spec.get("params"),
+                            seeds=args.seeds, n_jobs=args.n_jobs, progress=False,
+                            selection=CRITERIA)
+            board.models = {}
+            boards[name] = board
+            boards_path.parent.mkdir(parents=True, exist_ok=True)
+            boards_path.write_bytes(pickle.dumps(boards))
+        acc[name] = {r["method"]: r[board.score_key] for r in board.rows
+                     if r[board.score_key] is not None}
+        picks[name] = rules(board)
+        best = max(acc[name], key=acc[name].get)
+        print(f"{name}: {time.perf_counter() - t:.0f} s; SourceOnly "
+              f"{acc[name]['SourceOnly']:.3f}, best {best} {acc[name][best]:.3f}; " + ", ".join(
+                  f"{k}={v}" for k, v in picks[name].items()), flush=True)
+    table(picks, acc)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"accuracy": acc, "picks": picks}, indent=1))
+
+
+def table(picks: dict[str, dict[str, str | None]], acc: dict[str, dict[str, float]]) -> None:
+    names = list(picks)
+    rule_names = list(next(iter(picks.values())))
+    print(f"\n{'rule':14s} " + " ".join(f"{n[:12]:>12s}" for n in names)
+          + "  within 2 pts  ≥ SO − 1 pt")
+    best = {n: max(acc[n].values()) for n in names}
+    so = {n: acc[n]["SourceOnly"] for n in names}
+    print(f"{'(best)':14s} " + " ".join(f"{best[n]:12.3f}" for n in names))
+    print(f"{'(SourceOnly)':14s} " + " ".join(f"{so[n]:12.3f}" for n in names))
+    for r in rule_names:
+        got = {n: acc[n].get(picks[n][r], float("nan")) for n in names}
+        near = sum(got[n] >= best[n] - 0.02 for n in names)
+        safe = sum(got[n] >= so[n] - 0.01 for n in names)
+        print(f"{r:14s} " + " ".join(f"{got[n]:12.3f}" for n in names)
+              + f"  {near:>5d}/{len(names):<5d}  {safe:>5d}/{len(names)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""The verdict and the label-free choice behind it (transferkit.selection.choice/verdict).
+
+The three constructed cases of the issue, each run end to end through ``execute``: no
+shift (source-only is enough), a shift that adaptation fixes (transfer helps), and a
+target whose labelling rule contradicts the source (transfer hurts).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import transferkit as tk
+from transferkit.pipeline import execute
+from transferkit.selection import choose, compare, paired_choice
+from transferkit.selection.verdict import judge, paired_difference
+
+
+def _frames(Xs, ys, Xt, yt):
+    cols = [f"x{i}" for i in range(Xs.shape[1])]
+    src = pd.DataFrame(Xs, columns=cols).assign(y=ys)
+    tgt = pd.DataFrame(Xt, columns=cols).assign(y=yt)
+    return src, tgt
+
+
+# --------------------------------------------------------------------------- paired choice
+def test_paired_choice_leaves_the_reference_only_on_clear_evidence():
+    rng = np.random.default_rng(0)
+    ref = rng.random(400)
+    noisy = ref + rng.normal(0, 0.3, 400) + 0.01  # better on average, within the noise
+    clear = ref + 0.2
+    pick, det = paired_choice({"ref": ref, "noisy": noisy}, greater_is_better=True,
+                              reference="ref")
+    assert pick == "ref" and not det["noisy"]["significant"]
+    assert paired_choice({"ref": ref, "noisy": noisy}, greater_is_better=True)[0] == "noisy"
+    pick, det = paired_choice({"ref": ref, "noisy": noisy, "clear": clear},
+                              greater_is_better=True, reference="ref")
+    assert pick == "clear" and det["clear"]["advantage"] == pytest.approx(0.2)
+    # lower-is-better criteria flip the sign
+    assert paired_choice({"ref": ref, "clear": clear}, greater_is_better=False,
+                         reference="ref")[0] == "ref"
+
+
+def test_paired_choice_rejects_mismatched_rows():
+    with pytest.raises(tk.errors.InputError, match="same rows"):
+        paired_choice({"a": np.ones(3), "b": np.ones(4)}, greater_is_better=True,
+                      reference="a")
+
+
+def test_label_free_ties_are_not_broken_by_the_target_labels():
+    """Two methods a criterion cannot tell apart: the choice must follow the order they
+    were given in, not the leaderboard order (which is the ranking by target labels)."""
+    from transferkit.selection import Leaderboard
+
+    def result(method, acc):
+        return {"method": method, "seed": 0, "score": acc, "error": None,
+                "eval_terms": np.full(10, acc), "selection_terms": {"iwcv": np.zeros(10)},
+                "selection_scores": {"iwcv": 0.0}}
+
+    results = [result("A", 0.5), result("B", 0.9)]
+    rows = [{"method": "B", "target_accuracy_mean": 0.9},
+            {"method": "A", "target_accuracy_mean": 0.5}]
+    board = Leaderboard("classification", rows, results, {}, n_eval=10, seeds=[0],
+                        selection="iwcv", criteria={"iwcv": False})
+    assert board.methods == ["B", "A"] and board.candidates == ["A", "B"]
+    assert board.selected(reference=None) == "A"
+    assert board.selected(reference="B") == "B"  # no evidence against the reference
+
+
+# --------------------------------------------------------------------------- the three cases
+def test_verdict_no_shift_says_source_only_is_enough(tmp_path):
+    Xs, ys, Xt, yt = tk.datasets.make_two_moons_shift(n_samples=200, rotation=0,
+                                                      random_state=1)
+    src, tgt = _frames(Xs, ys, Xt, yt)
+    res = execute(tmp_path / "out", src, tgt, "y", methods=["KMM", "CORAL", "SA"], seeds=3,
+                  estimator="linear", progress=False, n_jobs=1)
+    v = res.summary["verdict"]
+    assert res.summary["diagnostics"]["shift_detected"] is False
+    assert v["decision"] == "no_shift" and v["use"] == "SourceOnly" and v["verified"]
+    assert "No shift" in v["headline"]
+
+
+def test_verdict_shift_that_adaptation_fixes_says_transfer_helps(tmp_path):
+    res = execute(tmp_path / "out", methods=["DANN"], seeds=3, progress=False)
+    v = res.summary["verdict"]
+    assert res.summary["selected_method"] == "DANN"
+    assert v["decision"] == "transfer_helps" and v["use"] == "DANN" and v["verified"]
+    gain = v["evidence"]["selected_minus_reference"]
+    assert gain["low"] > 0 and gain["mean"] > 0.1
+    assert res.summary["delivered_method"] == "DANN"
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.3])
+def test_verdict_contradicting_labels_says_transfer_hurts(tmp_path, fraction):
+    """Same inputs, opposite labelling rule on the target: nothing trained on the source
+    helps. With target labels for training the advice is TargetOnly, which ran."""
+    Xs, ys, Xt, yt = tk.datasets.make_two_moons_shift(n_samples=200, rotation=0,
+                                                      random_state=2)
+    src, tgt = _frames(Xs, ys, Xt, 1 - yt)
+    res = execute(tmp_path / "out", src, tgt, "y", methods=["KMM", "CORAL"], seeds=2,
+                  estimator="linear", target_train_fraction=fraction, progress=False,
+                  n_jobs=1)
+    v = res.summary["verdict"]
+    assert v["decision"] == "transfer_hurts" and v["use"] == "TargetOnly", v
+    assert "Transfer hurts" in v["headline"]
+    if fraction:
+        assert "TargetOnly" in res.summary["methods"]
+        assert res.summary["delivered_method"] == "TargetOnly"
+    else:
+        assert "chance" in v["reasons"][0]
+
+
+# --------------------------------------------------------------------------- without labels
+def test_unlabelled_target_gives_an_unverified_verdict(tmp_path):
+    Xs, ys, Xt, _ = tk.datasets.make_two_moons_shift(n_samples=150, rotation=50,
+                                                     random_state=0)
+    src, tgt = _frames(Xs, ys, Xt, np.full(len(Xt), np.nan))
+    res = execute(tmp_path / "out", src, tgt, "y", methods=["KMM"], seeds=2,
+                  estimator="linear", progress=False, n_jobs=1)
+    v = res.summary["verdict"]
+    assert not v["verified"] and "label" in v["reasons"][-1]
+    assert res.summary["diagnostics"]["shift_detected"] is True
+    assert v["decision"] in ("transfer_helps", "no_gain")
+
+
+def test_judge_measures_the_chosen_method_against_source_only():
+    Xs, ys, Xt, yt = tk.datasets.make_covariate_shift(300, 300, shift=1.5, random_state=0)
+    board = compare(["SourceOnly", "CORAL"], Xs, ys, Xt, y_eval=yt, seeds=2, progress=False,
+                    n_jobs=1, selection=["iwcv", "entropy"])
+    d = paired_difference(board, "CORAL", "SourceOnly")
+    acc = board["CORAL"]["target_accuracy_mean"] - board["SourceOnly"]["target_accuracy_mean"]
+    assert d["mean"] == pytest.approx(acc) and d["low"] < d["mean"] < d["high"]
+    choice = choose(board)
+    assert "CORAL" in choice.excluded  # IWCV sees CORAL break the source rule
+    v = judge(board, choice, {"shift_detected": True, "summary": "Shifted. More."},
+              chance=0.5)
+    assert v.selected == "SourceOnly" and v.use == "SourceOnly"
+    assert v.decision == "no_gain" and "Shifted." in v.reasons[0]
