@@ -27,7 +27,7 @@ from .errors import InputError
 from .registry import MethodInfo, get_method
 from .registry import methods as registered_methods
 from .selection.choice import AUTO_CRITERIA, choose
-from .selection.compare import Leaderboard, compare
+from .selection.compare import NEED_SOURCE_ROWS, Leaderboard, compare
 from .selection.verdict import Verdict, judge
 
 __all__ = ["run", "execute", "RunResult", "make_estimator", "ESTIMATOR_CHOICES",
@@ -459,7 +459,7 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
         n_jobs = max(1, min(joblib.cpu_count(), len(names) * len(seed_list)))
     shift = _diagnostics(Xs, ys, Xt, data["feature_names"])
     holdout = _holdout(ys, task)
-    criteria = [c for c in AUTO_CRITERIA if (holdout or c not in ("iwcv", "dev", "reverse"))
+    criteria = [c for c in AUTO_CRITERIA if (holdout or c not in NEED_SOURCE_ROWS)
                 and (task == CLASSIFICATION or c != "entropy")]
     criteria += ["target_cv"] if yt_train is not None else []
     board = compare(chosen, Xs, ys, Xt, yt_train, y_eval=y_eval, estimator=est,

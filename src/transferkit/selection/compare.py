@@ -30,6 +30,8 @@ from ..errors import InputError, MissingTargetLabelsError, UnsupportedTaskError
 from ..registry import MethodInfo, get_method
 from .criteria import _entropy, _r2_terms, paired_choice
 
+#: Criteria that score on held-out labelled source rows (need ``selection_holdout`` > 0).
+NEED_SOURCE_ROWS = ("iwcv", "dev", "reverse")
 #: Board-level criterion: entropy of the seed-averaged target probabilities.
 ENSEMBLE_ENTROPY = "ensemble_entropy"
 #: Target rows whose probabilities are kept per fit for it (a fixed subsample beyond).
@@ -77,8 +79,12 @@ class Leaderboard:
     n_eval: int = 0
     seeds: list[int] = field(default_factory=list)
     selection: str | None = None
-    selection_greater_is_better: bool = True
     criteria: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def selection_greater_is_better(self) -> bool:
+        """Whether a higher score of the primary criterion ranks a method higher."""
+        return self.criteria.get(self.selection, True)
 
     @property
     def metric(self) -> str:
@@ -504,13 +510,13 @@ def compare(
                 "rows) or drop it from the comparison.")
 
     X_eval, y_eval_known = _eval_rows(Xt, y_eval)
-    crit, sel = None, None
+    crits, sel = None, None
     if selection is not None:
-        crit, Xs, ys, sel = _selection_split(selection, selection_holdout, data, Xs, ys, task,
+        crits, Xs, ys, sel = _selection_split(selection, selection_holdout, data, Xs, ys, task,
                                              seed_list[0])
 
     proba_rows = None
-    if crit is not None and task == CLASSIFICATION and len(seed_list) > 1:
+    if crits is not None and task == CLASSIFICATION and len(seed_list) > 1:
         n_t = data.Xt.shape[0]
         proba_rows = (np.arange(n_t) if n_t <= MAX_PROBA_ROWS else np.sort(
             np.random.default_rng(seed_list[0]).choice(n_t, MAX_PROBA_ROWS, replace=False)))
@@ -550,17 +556,12 @@ def compare(
         if bar is not None:
             bar.close()
     board = _leaderboard(infos, seed_list, results, task, X_eval.shape[0])
-    if crit is not None:
-        board.criteria = {c.name or type(c).__name__: bool(c.greater_is_better) for c in crit}
+    if crits is not None:
+        board.criteria = {c.name or type(c).__name__: bool(c.greater_is_better) for c in crits}
         board.selection = next(iter(board.criteria))
         if proba_rows is not None:
             board.criteria[ENSEMBLE_ENTROPY] = False
-        board.selection_greater_is_better = board.criteria[board.selection]
     return board
-
-
-#: Criteria that score on held-out labelled source rows.
-_NEED_SOURCE_ROWS = ("iwcv", "dev", "reverse")
 
 
 def _selection_split(selection: Any, holdout: float, data: Any, Xs: Any, ys: Any, task: str,
@@ -584,7 +585,7 @@ def _selection_split(selection: Any, holdout: float, data: Any, Xs: Any, ys: Any
     if not 0.0 <= float(holdout) < 1.0:
         raise InputError(f"selection_holdout must be in [0, 1), got {holdout}.")
     if float(holdout) == 0.0:
-        needy = [c.name for c in crits if c.name in _NEED_SOURCE_ROWS]
+        needy = [c.name for c in crits if c.name in NEED_SOURCE_ROWS]
         if needy:
             raise InputError(f"{', '.join(needy)} need held-out source rows; set "
                              "selection_holdout above 0 or use 'entropy', 'snd' or "

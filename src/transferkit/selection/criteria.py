@@ -751,6 +751,13 @@ def select(models: Mapping[str, Any], Xs_val: Any, ys_val: Any, Xt: Any, *,
     return best, scores
 
 
+def mean_se(values: np.ndarray) -> tuple[float, float]:
+    """Mean of per-row values and its standard error (infinite for a single row)."""
+    values = np.asarray(values, dtype=np.float64)
+    se = float(np.std(values, ddof=1) / np.sqrt(values.size)) if values.size > 1 else np.inf
+    return float(values.mean()), se
+
+
 def paired_choice(terms: Mapping[str, np.ndarray], *, greater_is_better: bool,
                   reference: str | None = None, confidence: float = 0.95
                   ) -> tuple[str, dict[str, dict[str, float | bool]]]:
@@ -806,9 +813,7 @@ def paired_choice(terms: Mapping[str, np.ndarray], *, greater_is_better: bool,
         if v.shape != ref.shape:
             raise InputError(f"{k} has {v.shape[0]} terms but {reference} has {ref.shape[0]}; "
                              "score every candidate on the same rows.")
-        d = sign * (v - ref)
-        se = float(np.std(d, ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("inf")
-        adv = float(np.mean(d))
+        adv, se = mean_se(sign * (v - ref))
         significant = k != reference and np.isfinite(adv) and adv > z * se and adv > 0
         details[k].update(advantage=adv, se=se, significant=bool(significant))
         if significant:

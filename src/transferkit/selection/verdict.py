@@ -27,10 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from .choice import Choice
 from .compare import Leaderboard
+from .criteria import mean_se
 
 __all__ = ["Verdict", "judge", "paired_difference"]
 
@@ -87,16 +86,9 @@ def paired_difference(board: Leaderboard, a: str, b: str) -> dict[str, float] | 
     ta, tb = board.terms(a, "eval"), board.terms(b, "eval")
     if ta is None or tb is None or ta.size == 0:
         return None
-    d = ta - tb
-    se = float(np.std(d, ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("inf")
-    mean = float(d.mean())
+    mean, se = mean_se(ta - tb)
     return {"mean": mean, "se": se, "low": mean - _Z95 * se, "high": mean + _Z95 * se,
-            "n_rows": int(d.size)}
-
-
-def _interval(terms: np.ndarray) -> tuple[float, float]:
-    se = float(np.std(terms, ddof=1) / np.sqrt(terms.size)) if terms.size > 1 else np.inf
-    return float(terms.mean()), se
+            "n_rows": int(ta.size)}
 
 
 def _fmt(d: dict[str, float], metric: str) -> str:
@@ -160,7 +152,7 @@ def judge(board: Leaderboard, choice: Choice, shift: dict[str, Any] | None = Non
                        f"use {reference}.", reasons, False, selected, evidence)
 
     # Measured on held-out target labels.
-    sel_mean, sel_se = _interval(board.terms(selected, "eval"))
+    sel_mean, sel_se = mean_se(board.terms(selected, "eval"))
     evidence["selected_score"] = {"mean": sel_mean, "se": sel_se}
     vs_ref = paired_difference(board, selected, reference) if reference in board else None
     if vs_ref is not None:
@@ -188,10 +180,10 @@ def judge(board: Leaderboard, choice: Choice, shift: dict[str, Any] | None = Non
     # 2. Source-trained models no better than chance: the labelling rule contradicts.
     if chance is not None:
         evidence["chance"] = chance
-        best_src = max((m for m in {selected, reference} if m in board
+        best_src = max((m for m in dict.fromkeys((selected, reference)) if m in board
                         and board.terms(m, "eval") is not None),
                        key=lambda m: float(board.terms(m, "eval").mean()))
-        mean, se = _interval(board.terms(best_src, "eval"))
+        mean, se = mean_se(board.terms(best_src, "eval"))
         if mean - _Z95 * se <= chance:
             reasons.insert(0, f"Models trained on the source score {mean:.3f} {metric} on the "
                               f"target (± {_Z95 * se:.3f}), no better than chance "
