@@ -1,7 +1,7 @@
 """Label-free model selection on a suite of shift problems.
 
-    python benchmarks/bench_selection.py [--seeds 3] [--problems moons20,digits_rot,...]
-                                         [--json benchmarks/out/selection.json]
+    python benchmarks/bench_selection.py [--suite design|heldout] [--seeds 3]
+                                         [--problems moons20,digits_rot,...] [--reuse]
 
 Each problem is compared with ``transferkit.compare(..., selection=[every criterion])``:
 every candidate is fitted on 75% of the source (seeds 0..n-1), scored by each label-free
@@ -60,10 +60,10 @@ def covshift(shift: float) -> Callable[[], dict]:
     return make
 
 
-def digits(kind: str) -> Callable[[], dict]:
+def digits(kind: str, angle: float = 30, noise_std: float = 4) -> Callable[[], dict]:
     def make() -> dict:
-        Xs, ys, Xt, yt = tk.datasets.make_digits_shift(shift=kind, angle=30, noise_std=4,
-                                                       random_state=0)
+        Xs, ys, Xt, yt = tk.datasets.make_digits_shift(shift=kind, angle=angle,
+                                                       noise_std=noise_std, random_state=0)
         return {"data": (Xs / 16.0, ys, Xt / 16.0, yt), "methods": SHALLOW + DEEP[:3],
                 "estimator": LogisticRegression(max_iter=2000)}
     return make
@@ -94,6 +94,16 @@ PROBLEMS: dict[str, Callable[[], dict]] = {
     "movies_amazon": sentiment("movies", "amazon"), "tweets_nyt": sentiment("tweets", "nyt"),
 }
 
+#: Problems the selection rule was *not* designed on: ``--suite heldout`` checks that the
+#: rule chosen on :data:`PROBLEMS` carries over (its own boards file).
+HELDOUT: dict[str, Callable[[], dict]] = {
+    "moons30": moons(30), "moons50": moons(50), "gauss1.5": covshift(1.5),
+    "digits_rot45": digits("rotation", angle=45), "digits_noise6": digits("noise", noise_std=6),
+    "amazon_movies": sentiment("amazon", "movies"), "nyt_tweets": sentiment("nyt", "tweets"),
+    "movies_tweets": sentiment("movies", "tweets"),
+}
+SUITES = {"design": PROBLEMS, "heldout": HELDOUT}
+
 
 def rules(board: Leaderboard) -> dict[str, str | None]:
     """Rule name -> the method it picks on ``board``."""
@@ -109,14 +119,22 @@ def rules(board: Leaderboard) -> dict[str, str | None]:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--problems", default=",".join(PROBLEMS))
+    p.add_argument("--suite", choices=SUITES, default="design",
+                   help="design: the problems the rule was chosen on; heldout: new ones")
+    p.add_argument("--problems", default=None, help="comma-separated subset of the suite")
     p.add_argument("--n-jobs", type=int, default=2)
-    p.add_argument("--json", default="benchmarks/out/selection.json")
-    p.add_argument("--boards", default="benchmarks/out/selection_boards.pkl",
+    p.add_argument("--json", default=None,
+                   help="default benchmarks/out/selection[_heldout].json")
+    p.add_argument("--boards", default=None,
                    help="where the scored leaderboards (without models) are kept")
     p.add_argument("--reuse", action="store_true",
                    help="re-evaluate the rules on the saved leaderboards, fitting nothing")
     args = p.parse_args()
+    suite = SUITES[args.suite]
+    tag = "" if args.suite == "design" else "_" + args.suite
+    args.json = args.json or f"benchmarks/out/selection{tag}.json"
+    args.boards = args.boards or f"benchmarks/out/selection_boards{tag}.pkl"
+    args.problems = args.problems or ",".join(suite)
     tk.methods()  # registers every family
     print(f"# {platform.processor() or platform.machine()}; seeds 0..{args.seeds - 1}; "
           f"candidates fitted on 75% of the source; accuracy on all target labels")
@@ -131,7 +149,7 @@ def main() -> None:
                 continue
             board = boards[name]
         else:
-            spec = PROBLEMS[name]()
+            spec = suite[name]()
             Xs, ys, Xt, yt = spec["data"]
             board = compare(spec["methods"], Xs, ys, Xt, y_eval=yt,
                             estimator=spec["estimator"], method_params=spec.get("params"),
