@@ -11,7 +11,7 @@ from torch import nn
 from .._validation import check_choice
 from ..errors import ParameterError
 from ..nn.adaptation import DeepAdaptation, SupervisedLoss, encode_batch
-from ..nn.losses import mmd_loss, mmd_loss_pooled
+from ..nn.losses import mmd_kernel_spec, mmd_loss, mmd_loss_pooled
 from ..registry import register
 
 
@@ -21,13 +21,17 @@ class _DANTask:
         self.module, self.nets, self.sup, self.weight = nets, nets, loss, float(weight)
         self.kw = {"kernel_mul": kernel_mul, "kernel_num": kernel_num, "bandwidth": bandwidth,
                    "estimator": estimator}
+        self.spec: tuple | None = None
 
     def loss(self, batch: dict, progress: float) -> dict[str, torch.Tensor]:
         z, n, _, task = encode_batch(batch, self.nets, self.sup)
         if self.kw["estimator"] == "linear":
             mmd = mmd_loss(z[:n], z[n:], **self.kw)
         else:  # the pooled form skips re-concatenating the two domains
-            mmd = mmd_loss_pooled(z, n, **self.kw)
+            if self.spec is None:  # the kernel family, resolved once for the whole fit
+                self.spec = mmd_kernel_spec(self.kw["kernel_mul"], self.kw["kernel_num"],
+                                         self.kw["bandwidth"], z.dtype, z.device)
+            mmd = mmd_loss_pooled(z, n, **self.kw, spec=self.spec)
         return {"loss": torch.add(task, mmd, alpha=self.weight), "task": task, "mmd": mmd}
 
 

@@ -16,7 +16,7 @@ import torch
 from torch.nn import functional as F
 
 __all__ = ["coral_loss", "coral_loss_pooled", "covariance", "mmd_loss", "mmd_loss_pooled",
-           "linear_mmd_loss", "gaussian_kernel",
+           "mmd_kernel_spec", "linear_mmd_loss", "gaussian_kernel",
            "median_bandwidth", "kernel_bandwidths", "entropy_loss", "domain_bce_loss"]
 
 
@@ -175,26 +175,17 @@ def _data_driven(bandwidth: Any) -> bool:
     return bandwidth is None or isinstance(bandwidth, str)
 
 
-def _resolve_bandwidths(d, dtype, device, kernel_mul, kernel_num, bandwidth,
-                        negative_inverse: bool = False) -> torch.Tensor:
-    """The bandwidths γ_i (k,), or −1/γ_i shaped (k, 1, 1) with ``negative_inverse`` (the
-    form the kernels use; the geometric family then costs one division of cached
-    constants per step). ``d`` is needed only for a data-driven centre."""
-    if isinstance(bandwidth, Sequence) and not isinstance(bandwidth, str) or (
-            torch.is_tensor(bandwidth) and bandwidth.ndim):
-        bws = torch.as_tensor(bandwidth, dtype=dtype, device=device).reshape(-1)
-        return (-1.0 / bws).reshape(-1, 1, 1) if negative_inverse else bws
-    if bandwidth is None or bandwidth == "median":
-        base = _median_of(d)
-    elif bandwidth == "mean":
-        base = _mean_of(d)
-    elif isinstance(bandwidth, str):
-        raise ValueError(f"bandwidth must be a number, a sequence, 'mean', 'median' or None; "
-                         f"got {bandwidth!r}.")
-    else:
-        base = float(bandwidth)
-    mult = _multipliers(float(kernel_mul), int(kernel_num), dtype, device, negative_inverse)
-    return mult / base if negative_inverse else base * mult
+def _resolve_bandwidths(d, dtype, device, kernel_mul, kernel_num, bandwidth) -> torch.Tensor:
+    """The bandwidths γ_i, shape (k,); ``d`` (pairwise squared distances) is read only
+    for a data-driven centre."""
+    neg_mult, centre = mmd_kernel_spec(kernel_mul, kernel_num, bandwidth, dtype, device)
+    return -_centre_value(d, centre) / neg_mult.reshape(-1)
+
+
+def _centre_value(d: torch.Tensor | None, centre: str | float) -> torch.Tensor | float:
+    if centre == "mean":
+        return _mean_of(d)
+    return _median_of(d) if centre == "median" else centre
 
 
 _MULTIPLIERS: dict = {}
@@ -267,41 +258,67 @@ class _MMDPooled(torch.autograd.Function):
 
     K_ij = Σ_b exp(−D_ij/γ_b), D_ij = ‖z_i − z_j‖²; with G = ∂L/∂D = −W ∘ Σ_b e^{−D/γ_b}/γ_b
     (symmetric), ∂L/∂z = 4 (diag(G 1) z − G z). The bandwidths are constants (a detached
-    median), so no gradient flows through them. Small batches make this launch-bound, so
-    the pass is written for few kernel launches (a matrix-vector product reduces the k
-    kernels to G; the factor 4 rides on cached weights).
+    centre), so no gradient flows through them. Small batches make this launch-bound, and
+    a DAN step on the seed's networks is about a millisecond, so the pass is written for
+    few kernel launches and little Python: the kernel family arrives resolved
+    (:func:`mmd_kernel_spec`), W is folded into the kernel stack once (its sum is the loss, a
+    matrix-vector product with −1/γ gives G) and the factor 4 rides on ``addmm``'s scalars.
     """
 
     @staticmethod
-    def forward(ctx, z: torch.Tensor, n: int, estimator: str, kernel_mul: float,
-                kernel_num: int, bandwidth) -> torch.Tensor:
+    def forward(ctx, z: torch.Tensor, w: torch.Tensor, neg_mult: torch.Tensor,
+                centre: str | float) -> torch.Tensor:
         # One distance matrix serves the bandwidth and every kernel; the squared norms are
         # the Gram matrix's diagonal (a reduction fewer than summing z²).
         gram = z @ z.T
         sq = gram.diagonal()
         d = torch.add(sq[:, None] + sq[None, :], gram, alpha=-2.0).clamp_min_(0.0)
-        neg_inv = _resolve_bandwidths(d, z.dtype, z.device, kernel_mul, kernel_num, bandwidth,
-                                      negative_inverse=True)
+        base = _centre_value(d, centre)  # a float on the CPU, a tensor elsewhere
+        neg_inv = neg_mult if isinstance(base, float) and base == 1.0 else neg_mult / base
         k = neg_inv.shape[0]
-        e = torch.exp((d[None] * neg_inv).clamp_min_(_EXP_FLOOR)).reshape(k, -1)
-        w, w4 = _mmd_weights(n, z.shape[0] - n, estimator, z)
-        if ctx.needs_input_grad[0]:  # 4G, from Σ_b e_b · (−1/γ_b), the kernel's D-derivative
-            ctx.save_for_backward(z, torch.mv(e.T, neg_inv.reshape(k)).mul_(w4).reshape(d.shape))
-        return torch.dot(e.sum(0), w)
+        ew = torch.mul(d[None], neg_inv).clamp_min_(_EXP_FLOOR).exp_().reshape(k, -1).mul_(w)
+        if ctx.needs_input_grad[0]:  # G, from Σ_b W e_b · (−1/γ_b), the kernel's D-derivative
+            ctx.save_for_backward(z, torch.mv(ew.T, neg_inv.reshape(k)).reshape(d.shape))
+        return ew.sum()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        z, g4 = ctx.saved_tensors
-        out = torch.addmm(g4.sum(1, keepdim=True) * z, g4, z, alpha=-1.0)
-        return out.mul_(grad), None, None, None, None, None
+        z, g = ctx.saved_tensors
+        out = torch.addmm(g.sum(1, keepdim=True) * z, g, z, beta=4.0, alpha=-4.0)
+        return out.mul_(grad), None, None, None
+
+
+def mmd_kernel_spec(kernel_mul: float, kernel_num: int,
+                 bandwidth: float | Sequence[float] | torch.Tensor | str | None,
+                 dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, str | float]:
+    """The kernel family as :class:`_MMDPooled` takes it: −1/multiplier shaped (k, 1, 1)
+    and the centre they multiply (``"mean"``, ``"median"`` or a number; 1.0 for explicit
+    bandwidths). Resolve it once per fit; it does not change between steps."""
+    if isinstance(bandwidth, Sequence) and not isinstance(bandwidth, str) or (
+            torch.is_tensor(bandwidth) and bandwidth.ndim):
+        bws = torch.as_tensor(bandwidth, dtype=dtype, device=device).reshape(-1, 1, 1)
+        return -1.0 / bws, 1.0
+    if bandwidth is None or bandwidth == "median":
+        centre: str | float = "median"
+    elif bandwidth == "mean":
+        centre = "mean"
+    elif isinstance(bandwidth, str):
+        raise ValueError(f"bandwidth must be a number, a sequence, 'mean', 'median' or None; "
+                         f"got {bandwidth!r}.")
+    else:
+        centre = float(bandwidth)
+    return _multipliers(float(kernel_mul), int(kernel_num), dtype, device, True), centre
 
 
 def mmd_loss_pooled(z: torch.Tensor, n_source: int, kernel_mul: float = 2.0,
                     kernel_num: int = 5,
                     bandwidth: float | Sequence[float] | torch.Tensor | None = None, *,
-                    estimator: str = "unbiased") -> torch.Tensor:
+                    estimator: str = "unbiased",
+                    spec: tuple[torch.Tensor, str | float] | None = None) -> torch.Tensor:
     """:func:`mmd_loss` of ``z[:n_source]`` vs ``z[n_source:]`` (quadratic estimators),
-    on the pooled matrix an encoder pass over both domains returns."""
+    on the pooled matrix an encoder pass over both domains returns. A training loop may
+    pass ``spec`` (:func:`mmd_kernel_spec` of its kernel settings, resolved once) to skip
+    resolving them every step."""
     z = _flat(z)
     if not 0 < n_source < z.shape[0]:
         raise ValueError(f"n_source must split the {z.shape[0]} rows; got {n_source}.")
@@ -309,18 +326,19 @@ def mmd_loss_pooled(z: torch.Tensor, n_source: int, kernel_mul: float = 2.0,
         raise ValueError(f"estimator must be 'unbiased' or 'biased' here; got {estimator!r}.")
     if kernel_num < 1:
         raise ValueError("kernel_num must be at least 1.")
-    return _MMDPooled.apply(z, int(n_source), estimator, float(kernel_mul), int(kernel_num),
-                            bandwidth)
+    neg_mult, centre = spec or mmd_kernel_spec(kernel_mul, kernel_num, bandwidth, z.dtype,
+                                            z.device)
+    w = _mmd_weights(int(n_source), z.shape[0] - int(n_source), estimator, z)
+    return _MMDPooled.apply(z, w, neg_mult, centre)
 
 
 _WEIGHTS: dict = {}
 
 
-def _mmd_weights(m: int, n: int, estimator: str, like: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """W with MMD² = Σ W ∘ K, flattened, and 4W (the gradient's factor): 1/(m(m−1)) on
-    source pairs i ≠ j (1/m² biased), 1/(n(n−1)) on target pairs, −1/(mn) on cross
-    pairs. Cached: the batch sizes repeat every step."""
+def _mmd_weights(m: int, n: int, estimator: str, like: torch.Tensor) -> torch.Tensor:
+    """W with MMD² = Σ W ∘ K, flattened: 1/(m(m−1)) on source pairs i ≠ j (1/m² biased),
+    1/(n(n−1)) on target pairs, −1/(mn) on cross pairs. Cached: the batch sizes repeat
+    every step."""
     unbiased = estimator == "unbiased" and m > 1 and n > 1
     key = (m, n, unbiased, like.device, like.dtype)
     cached = _WEIGHTS.get(key)
@@ -333,7 +351,7 @@ def _mmd_weights(m: int, n: int, estimator: str, like: torch.Tensor
             w.fill_diagonal_(0.0)
         if len(_WEIGHTS) > 64:
             _WEIGHTS.clear()
-        cached = _WEIGHTS[key] = (w.reshape(-1), 4.0 * w.reshape(-1))
+        cached = _WEIGHTS[key] = w.reshape(-1)
     return cached
 
 
