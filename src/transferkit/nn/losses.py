@@ -272,7 +272,9 @@ class _MMDPooled(torch.autograd.Function):
         # the Gram matrix's diagonal (a reduction fewer than summing z²).
         gram = z @ z.T
         sq = gram.diagonal()
-        d = torch.add(sq[:, None] + sq[None, :], gram, alpha=-2.0).clamp_min_(0.0)
+        # Rounding can leave an off-diagonal D a hair below 0: exp(+1e−7) is harmless, and
+        # a clamp would cost a launch a step.
+        d = torch.add(sq[:, None] + sq[None, :], gram, alpha=-2.0)
         base = _centre_value(d, centre)  # a float on the CPU, a tensor elsewhere
         neg_inv = neg_mult if isinstance(base, float) and base == 1.0 else neg_mult / base
         k = neg_inv.shape[0]
