@@ -1,7 +1,7 @@
 """Fine-tuning vs feature extraction: EfficientNet-Lite0 (ImageNet) on Fashion-MNIST.
 
     python benchmarks/bench_finetune.py [--n-train 1000] [--n-test 500] [--seeds 2]
-                                        [--runs fe,partial,discriminative,discriminative_es]
+                                        [--runs fe,partial,discriminative,...]
 
 Parameter transfer from ImageNet to Fashion-MNIST (Debian's dataset-fashion-mnist):
 the pretrained backbone at its native 224×224 input, and
@@ -36,8 +36,9 @@ def main() -> None:
     p.add_argument("--n-test", type=int, default=500)
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--trainable-blocks", type=int, default=3)
-    p.add_argument("--runs", default="fe,partial,discriminative,discriminative_es",
-                   help="comma-separated: fe, partial, discriminative, discriminative_es")
+    p.add_argument("--runs", default="fe,partial,discriminative,discriminative_es,gradual",
+                   help="comma-separated: fe, partial, discriminative, discriminative_es, "
+                        "gradual")
     args = p.parse_args()
     top = {"strategy": "partial", "n_frozen": 18 - args.trainable_blocks, "lr": 1e-3}
     runs = {
@@ -51,6 +52,9 @@ def main() -> None:
         "discriminative_es": ("partial, discriminative, early stopping (20% val, patience 3)",
                               {**top, "epochs": 30, "layer_lr_decay": 2.6,
                                "early_stopping": 3, "validation_fraction": 0.2}),
+        # ULMFiT: the new head alone first, then one more block from the top per stage.
+        "gradual": ("partial, gradual unfreezing + discriminative rates, 20 epochs",
+                    {**top, "epochs": 20, "layer_lr_decay": 2.6, "gradual_unfreezing": True}),
     }
     unknown = set(args.runs.split(",")) - set(runs)
     if unknown:

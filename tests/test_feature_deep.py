@@ -366,3 +366,24 @@ def test_mmd_data_driven_bandwidths_equal_their_explicit_value(estimator):
         got = mmd_loss(a, b, bandwidth=name, estimator=estimator)
         want = mmd_loss(a, b, bandwidth=float(value), estimator=estimator)
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("bandwidth", ["mean", "median", 2.5, [0.5, 1.0, 4.0]])
+def test_mmd_kernel_spec_resolved_once_gives_the_same_loss_and_gradient(bandwidth):
+    """DAN resolves its kernel family once per fit (mmd_kernel_spec) and passes it every
+    step; the loss and its gradient must be those of resolving it each time."""
+    from transferkit.nn.losses import mmd_kernel_spec, mmd_loss_pooled
+
+    g = torch.Generator().manual_seed(2)
+    z0 = torch.randn(30, 4, generator=g)
+    z0[15:] += 0.5
+    spec = mmd_kernel_spec(2.0, 5, bandwidth, z0.dtype, z0.device)
+    out = []
+    for kw in ({}, {"spec": spec}):
+        z = z0.clone().requires_grad_()
+        loss = mmd_loss_pooled(z, 15, bandwidth=bandwidth, **kw)
+        loss.backward()
+        out.append((loss.detach(), z.grad))
+    torch.testing.assert_close(out[0][0], out[1][0])
+    torch.testing.assert_close(out[0][1], out[1][1])
+    assert out[0][0] > 0 and out[0][1].abs().sum() > 0

@@ -261,8 +261,9 @@ class _MMDPooled(torch.autograd.Function):
     centre), so no gradient flows through them. Small batches make this launch-bound, and
     a DAN step on the seed's networks is about a millisecond, so the pass is written for
     few kernel launches and little Python: the kernel family arrives resolved
-    (:func:`mmd_kernel_spec`), W is folded into the kernel stack once (its sum is the loss, a
-    matrix-vector product with −1/γ gives G) and the factor 4 rides on ``addmm``'s scalars.
+    (:func:`mmd_kernel_spec`), W is folded into the kernel stack once (its sum is the loss,
+    a matrix-vector product with −1/γ gives G) and the factor 4 rides on ``addmm``'s
+    scalars.
     """
 
     @staticmethod
@@ -291,8 +292,9 @@ class _MMDPooled(torch.autograd.Function):
 
 
 def mmd_kernel_spec(kernel_mul: float, kernel_num: int,
-                 bandwidth: float | Sequence[float] | torch.Tensor | str | None,
-                 dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, str | float]:
+                    bandwidth: float | Sequence[float] | torch.Tensor | str | None,
+                    dtype: torch.dtype, device: torch.device
+                    ) -> tuple[torch.Tensor, str | float]:
     """The kernel family as :class:`_MMDPooled` takes it: −1/multiplier shaped (k, 1, 1)
     and the centre they multiply (``"mean"``, ``"median"`` or a number; 1.0 for explicit
     bandwidths). Resolve it once per fit; it does not change between steps."""
@@ -329,7 +331,7 @@ def mmd_loss_pooled(z: torch.Tensor, n_source: int, kernel_mul: float = 2.0,
     if kernel_num < 1:
         raise ValueError("kernel_num must be at least 1.")
     neg_mult, centre = spec or mmd_kernel_spec(kernel_mul, kernel_num, bandwidth, z.dtype,
-                                            z.device)
+                                               z.device)
     w = _mmd_weights(int(n_source), z.shape[0] - int(n_source), estimator, z)
     return _MMDPooled.apply(z, w, neg_mult, centre)
 
