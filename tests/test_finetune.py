@@ -56,6 +56,23 @@ def test_partial_freezes_exactly_the_first_blocks(moons):
                                                        m.backbone_[1].parameters()))
 
 
+def test_partial_with_gradual_unfreezing_keeps_the_frozen_blocks(moons):
+    """Partial + gradual unfreezing trains on the frozen blocks' outputs computed once: the
+    frozen block stays put, the top block moves, and the result differs from opening the
+    top block from the start (the schedule is live)."""
+    Xs, ys, Xt, _, few = moons
+    start = _source_model(moons).backbone_
+    kw = {**FAST, "strategy": "partial", "n_frozen": 1, "source_epochs": 60, "random_state": 0}
+    gradual = FineTune(**kw, gradual_unfreezing=True).fit(Xs, ys, Xt, few)
+    at_once = FineTune(**kw).fit(Xs, ys, Xt, few)
+    for a, b in zip(start[0].parameters(), gradual.backbone_[0].parameters()):
+        assert torch.equal(a, b)
+    top = [(a, b, c) for a, b, c in zip(start[1].parameters(), gradual.backbone_[1].parameters(),
+                                        at_once.backbone_[1].parameters())]
+    assert not all(torch.equal(a, b) for a, b, _ in top)
+    assert not all(torch.equal(b, c) for _, b, c in top)
+
+
 def test_l2_sp_keeps_weights_closer_to_the_start(moons):
     Xs, ys, Xt, _, few = moons
     start = _params(_source_model(moons))

@@ -379,9 +379,11 @@ class FineTune(TransferEstimator):
         X_fit, trained, trained_first = self._tensor(Xl), backbone, first
         if features_only:  # a frozen backbone: compute its features once
             X_fit = self._encode(backbone, X_fit)
-        elif first and not self.gradual_unfreezing:
+        elif first:
             # Frozen blocks never change: run them once and train the rest on their outputs
-            # (on a large pretrained CNN, most of each step's cost).
+            # (on a large pretrained CNN, most of each step's cost). Gradual unfreezing
+            # only ever opens blocks from `first` up, so its schedule, counted from the top,
+            # is the same on the remaining blocks.
             X_fit = self._encode(_Backbone(list(backbone.blocks[:first]), backbone.preprocess,
                                            flatten=False), X_fit)
             trained, trained_first = _Backbone(list(backbone.blocks[first:])), 0
