@@ -10,7 +10,6 @@ gradients flow to both inputs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -170,18 +169,6 @@ def _mean_of(d: torch.Tensor) -> torch.Tensor | float:
     return torch.where(total > 0, total / max(n * (n - 1), 1), 1.0)
 
 
-def _data_driven(bandwidth: Any) -> bool:
-    """Whether the kernel centre comes from the batch's distances (median or mean)."""
-    return bandwidth is None or isinstance(bandwidth, str)
-
-
-def _resolve_bandwidths(d, dtype, device, kernel_mul, kernel_num, bandwidth) -> torch.Tensor:
-    """The bandwidths γ_i, shape (k,); ``d`` (pairwise squared distances) is read only
-    for a data-driven centre."""
-    neg_mult, centre = mmd_kernel_spec(kernel_mul, kernel_num, bandwidth, dtype, device)
-    return -_centre_value(d, centre) / neg_mult.reshape(-1)
-
-
 def _centre_value(d: torch.Tensor | None, centre: str | float) -> torch.Tensor | float:
     if centre == "mean":
         return _mean_of(d)
@@ -191,14 +178,13 @@ def _centre_value(d: torch.Tensor | None, centre: str | float) -> torch.Tensor |
 _MULTIPLIERS: dict = {}
 
 
-def _multipliers(kernel_mul: float, kernel_num: int, dtype, device,
-                 negative_inverse: bool = False) -> torch.Tensor:
-    """kernel_mul^(i − kernel_num // 2) (or −1 over it, shaped (k, 1, 1)), cached:
-    rebuilt every step it costs several kernel launches."""
-    key = (kernel_mul, kernel_num, dtype, device, negative_inverse)
+def _neg_inv_multipliers(kernel_mul: float, kernel_num: int, dtype, device) -> torch.Tensor:
+    """−1 / kernel_mul^(i − kernel_num // 2), shaped (k, 1, 1), cached: rebuilt every step
+    it costs several kernel launches."""
+    key = (kernel_mul, kernel_num, dtype, device)
     if key not in _MULTIPLIERS:
         m = kernel_bandwidths(1.0, kernel_mul, kernel_num).to(device, dtype)
-        _MULTIPLIERS[key] = (-1.0 / m).reshape(-1, 1, 1) if negative_inverse else m
+        _MULTIPLIERS[key] = (-1.0 / m).reshape(-1, 1, 1)
     return _MULTIPLIERS[key]
 
 
@@ -242,10 +228,13 @@ def mmd_loss(zs: torch.Tensor, zt: torch.Tensor, kernel_mul: float = 2.0, kernel
     zs, zt = _check_pair(zs, zt)
     m = zs.shape[0]
     if estimator == "linear":
-        pooled = torch.cat([zs, zt]).detach()
-        d = _sq_dists(pooled, pooled) if _data_driven(bandwidth) else None
-        bws = _resolve_bandwidths(d, zs.dtype, zs.device, kernel_mul, kernel_num, bandwidth)
-        return _linear_mmd(zs, zt, bws)
+        neg_mult, centre = mmd_kernel_spec(kernel_mul, kernel_num, bandwidth, zs.dtype,
+                                           zs.device)
+        d = None
+        if isinstance(centre, str):  # a data-driven centre reads the pooled distances
+            pooled = torch.cat([zs, zt]).detach()
+            d = _sq_dists(pooled, pooled)
+        return _linear_mmd(zs, zt, -_centre_value(d, centre) / neg_mult.reshape(-1))
     if estimator not in ("unbiased", "biased"):
         raise ValueError(f"estimator must be 'unbiased', 'biased' or 'linear'; got "
                          f"{estimator!r}.")
@@ -311,7 +300,7 @@ def mmd_kernel_spec(kernel_mul: float, kernel_num: int,
                          f"got {bandwidth!r}.")
     else:
         centre = float(bandwidth)
-    return _multipliers(float(kernel_mul), int(kernel_num), dtype, device, True), centre
+    return _neg_inv_multipliers(float(kernel_mul), int(kernel_num), dtype, device), centre
 
 
 def mmd_loss_pooled(z: torch.Tensor, n_source: int, kernel_mul: float = 2.0,
