@@ -105,14 +105,20 @@ def test_target_cv_refit_hides_the_scored_labels(problem):
 
 
 # ------------------------------------------------------------------ IWCV accuracy
-def test_iwcv_closer_to_target_error_than_source_validation():
-    err_src, err_iw = [], []
-    for seed in range(6):
-        Xs, ys, Xt, yt = tk.datasets.make_covariate_shift(300, 300, shift=1.5,
+def _shifted_fits(n_seeds: int, shift: float):
+    """Per seed: a linear source-only model (misspecified, so the shift matters) fitted on
+    half the source, the other half (Xv, yv), the target inputs and its true target error."""
+    for seed in range(n_seeds):
+        Xs, ys, Xt, yt = tk.datasets.make_covariate_shift(300, 300, shift=shift,
                                                           random_state=seed)
         Xa, Xv, ya, yv = train_test_split(Xs, ys, test_size=0.5, random_state=seed)
-        m = tk.make("SourceOnly").fit(Xa, ya, Xt)  # linear: misspecified, so shift matters
-        true = 1 - m.score(Xt, yt)
+        m = tk.make("SourceOnly").fit(Xa, ya, Xt)
+        yield seed, m, Xv, yv, Xt, 1 - m.score(Xt, yt)
+
+
+def test_iwcv_closer_to_target_error_than_source_validation():
+    err_src, err_iw = [], []
+    for seed, m, Xv, yv, Xt, true in _shifted_fits(6, shift=1.5):
         err_src.append(abs(np.mean(m.predict(Xv) != yv) - true))
         err_iw.append(abs(IWCV(random_state=seed).score(m, Xv, yv, Xt) - true))
     # measured (30 seeds): 0.147 vs 0.029
@@ -155,12 +161,7 @@ def test_dev_does_not_increase_variance_much_over_iwcv():
     # Measured (30 seeds, shift=1): std of the error 0.033 (IWCV) vs 0.033 (DEV); at
     # shift=2 DEV is worse (0.064 vs 0.051), see the DEV docstring.
     e_iw, e_dev = [], []
-    for seed in range(8):
-        Xs, ys, Xt, yt = tk.datasets.make_covariate_shift(300, 300, shift=1.0,
-                                                          random_state=seed)
-        Xa, Xv, ya, yv = train_test_split(Xs, ys, test_size=0.5, random_state=seed)
-        m = tk.make("SourceOnly").fit(Xa, ya, Xt)
-        true = 1 - m.score(Xt, yt)
+    for seed, m, Xv, yv, Xt, true in _shifted_fits(8, shift=1.0):
         e_iw.append(IWCV(random_state=seed).score(m, Xv, yv, Xt) - true)
         e_dev.append(DEV(random_state=seed).score(m, Xv, yv, Xt) - true)
     assert np.std(e_dev) <= 1.25 * np.std(e_iw), (e_iw, e_dev)
