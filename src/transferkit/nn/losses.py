@@ -9,6 +9,7 @@ gradients flow to both inputs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -101,7 +102,10 @@ def coral_loss(zs: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
 # torch's CPU exp takes a slow path 40-60× slower for arguments whose result is
 # subnormal or zero (measured: a (5, 68, 68) batch kernel, 27 µs vs 1.1-1.8 ms). Far
 # pairs are common in a learned feature space; the kernel values lost are below 1e−37.
+# The pooled estimator a training step uses takes exp2 instead, which needs no floor.
 _EXP_FLOOR = -87.0
+_LOG2E = 1.0 / math.log(2.0)
+_4LN2 = 4.0 * math.log(2.0)
 
 
 def _sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -266,17 +270,19 @@ class _MMDPooled(torch.autograd.Function):
         # a clamp would cost a launch a step.
         d = torch.add(sq[:, None] + sq[None, :], gram, alpha=-2.0)
         base = _centre_value(d, centre)  # a float on the CPU, a tensor elsewhere
-        neg_inv = neg_mult if isinstance(base, float) and base == 1.0 else neg_mult / base
+        # e^(−D/γ) = 2^(−D·log₂e/γ): torch's CPU exp2 is twice as fast as exp and has no
+        # subnormal cliff (exp is 40× slower where its result underflows), so no floor.
+        neg_inv = neg_mult * (_LOG2E / base)
         k = neg_inv.shape[0]
-        ew = torch.mul(d[None], neg_inv).clamp_min_(_EXP_FLOOR).exp_().reshape(k, -1).mul_(w)
-        if ctx.needs_input_grad[0]:  # G, from Σ_b W e_b · (−1/γ_b), the kernel's D-derivative
+        ew = torch.mul(d[None], neg_inv).exp2_().reshape(k, -1).mul_(w)
+        if ctx.needs_input_grad[0]:  # log₂e·G, from Σ_b W e_b · (−log₂e/γ_b)
             ctx.save_for_backward(z, torch.mv(ew.T, neg_inv.reshape(k)).reshape(d.shape))
         return ew.sum()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        z, g = ctx.saved_tensors
-        out = torch.addmm(g.sum(1, keepdim=True) * z, g, z, beta=4.0, alpha=-4.0)
+        z, g = ctx.saved_tensors  # g is log₂e·G: ln 2 joins the factor 4
+        out = torch.addmm(g.sum(1, keepdim=True) * z, g, z, beta=_4LN2, alpha=-_4LN2)
         return out.mul_(grad), None, None, None
 
 
