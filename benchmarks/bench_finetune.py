@@ -1,7 +1,7 @@
 """Fine-tuning vs feature extraction: EfficientNet-Lite0 (ImageNet) on Fashion-MNIST.
 
     python benchmarks/bench_finetune.py [--n-train 1000] [--n-test 500] [--seeds 2]
-                                        [--runs fe,partial,discriminative,...]
+                                        [--runs fe,partial,discriminative,...,lpft]
 
 Parameter transfer from ImageNet to Fashion-MNIST (Debian's dataset-fashion-mnist):
 the pretrained backbone at its native 224×224 input, and
@@ -10,7 +10,9 @@ the pretrained backbone at its native 224×224 input, and
   ``strategy="feature_extraction"``: features computed once);
 - partial fine-tuning: the last blocks (the final MBConv blocks and the 1×1 head
   convolution) learn with the new head, the first blocks stay frozen (their outputs are
-  computed once), with and without discriminative learning rates.
+  computed once), with and without discriminative learning rates, early stopping and
+  gradual unfreezing;
+- LP-FT: the feature-extraction head first, then partial fine-tuning from it.
 
 The same stratified subset and head settings for each; target accuracy on the test
 subset, mean ± std over seeds (subset draw and initialisation).
@@ -38,7 +40,7 @@ def main() -> None:
     p.add_argument("--trainable-blocks", type=int, default=3)
     p.add_argument("--runs", default="fe,partial,discriminative,discriminative_es,gradual",
                    help="comma-separated: fe, partial, discriminative, discriminative_es, "
-                        "gradual")
+                        "gradual, lpft")
     args = p.parse_args()
     top = {"strategy": "partial", "n_frozen": 18 - args.trainable_blocks, "lr": 1e-3}
     runs = {
@@ -55,6 +57,9 @@ def main() -> None:
         # ULMFiT: the new head alone first, then one more block from the top per stage.
         "gradual": ("partial, gradual unfreezing + discriminative rates, 20 epochs",
                     {**top, "epochs": 20, "layer_lr_decay": 2.6, "gradual_unfreezing": True}),
+        # LP-FT: the "fe" head (same epochs and rate), then the "discriminative" run from it.
+        "lpft": ("LP-FT: linear probe, then partial + discriminative",
+                 {**top, "epochs": 15, "layer_lr_decay": 2.6, "linear_probe_epochs": 100}),
     }
     unknown = set(args.runs.split(",")) - set(runs)
     if unknown:

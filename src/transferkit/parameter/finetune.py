@@ -148,9 +148,13 @@ class FineTune(TransferEstimator):
     Options from the fine-tuning literature: discriminative learning rates
     (``layer_lr_decay``: block i of n learns at lr / decay^(n − i), ULMFiT's 2.6), gradual
     unfreezing (``gradual_unfreezing``: the head alone first, then one more block from the
-    top at each of n + 1 equal stages of training), and L2-SP (``l2_sp``: the penalty
+    top at each of n + 1 equal stages of training), L2-SP (``l2_sp``: the penalty
     α/2 ‖w − w⁰‖² toward the starting weights w⁰, ``l2_head``: β/2 ‖w_head‖²), which fights
-    catastrophic forgetting on small targets.
+    catastrophic forgetting on small targets, and LP-FT (``linear_probe_epochs``: the new
+    head is first trained alone on the frozen backbone's features, as in
+    ``"feature_extraction"``, and fine-tuning starts from it, so the first updates of the
+    backbone follow a trained head rather than a random one, which would distort the
+    pretrained features).
 
     Parameters
     ----------
@@ -167,6 +171,9 @@ class FineTune(TransferEstimator):
     layer_lr_decay : float or None, default=None
     gradual_unfreezing : bool, default=False
     l2_sp, l2_head : float, default=0.0
+    linear_probe_epochs : int, default=0
+        Epochs of linear probing (the head alone, on features computed once) before
+        fine-tuning (LP-FT); 0 starts fine-tuning from a freshly initialised head.
     source_epochs : int or "auto", default="auto"
         Epochs of source training; "auto" trains on the source only when the backbone is
         built here (a given backbone is already trained).
@@ -195,8 +202,8 @@ class FineTune(TransferEstimator):
     preprocess_ : callable or None
         The pretrained backbone's input preprocessing (None for the MLP built here).
     source_head_ : torch.nn.Module or None
-    history_, source_history_ : dict
-        Per-epoch loss terms of fine-tuning and of source training.
+    history_, source_history_, probe_history_ : dict
+        Per-epoch loss terms of fine-tuning, of source training and of linear probing.
     source_score_before_, source_score_after_, forgetting_ : float
         With ``fit(..., source_validation=(X, y))`` and a source head: the source score
         before and after fine-tuning, and their difference (catastrophic forgetting).
@@ -207,7 +214,9 @@ class FineTune(TransferEstimator):
     deep neural networks?", NeurIPS 2014. J. Howard and S. Ruder, "Universal Language
     Model Fine-tuning for Text Classification" (ULMFiT), ACL 2018. X. Li, Y. Grandvalet and
     F. Davoine, "Explicit Inductive Bias for Transfer Learning with Convolutional
-    Networks" (L2-SP), ICML 2018.
+    Networks" (L2-SP), ICML 2018. A. Kumar, A. Raghunathan, R. Jones, T. Ma and P. Liang,
+    "Fine-Tuning can Distort Pretrained Features and Underperform Out-of-Distribution"
+    (LP-FT), ICLR 2022.
 
     Examples
     --------
@@ -225,7 +234,8 @@ class FineTune(TransferEstimator):
                  hidden_layer_sizes: Sequence[int] = (64, 64), strategy: str = "full",
                  n_frozen: int = 1, layer_lr_decay: float | None = None,
                  gradual_unfreezing: bool = False, l2_sp: float = 0.0, l2_head: float = 0.0,
-                 source_epochs: int | str = "auto", source_head: nn.Module | None = None,
+                 linear_probe_epochs: int = 0, source_epochs: int | str = "auto",
+                 source_head: nn.Module | None = None,
                  input_shape: Sequence[int] | None = None, standardize: bool | str = "auto",
                  epochs: int = 100, batch_size: int | None = 32, lr: float = 1e-3,
                  weight_decay: float = 0.0, optimizer: str = "adam",
@@ -240,6 +250,7 @@ class FineTune(TransferEstimator):
         self.gradual_unfreezing = gradual_unfreezing
         self.l2_sp = l2_sp
         self.l2_head = l2_head
+        self.linear_probe_epochs = linear_probe_epochs
         self.source_epochs = source_epochs
         self.source_head = source_head
         self.input_shape = input_shape
@@ -268,6 +279,13 @@ class FineTune(TransferEstimator):
                                  f"ULMFiT uses 2.6); got {self.layer_lr_decay}.")
         if self.l2_sp < 0 or self.l2_head < 0:
             raise ParameterError("l2_sp and l2_head must be >= 0.")
+        if int(self.linear_probe_epochs) < 0:
+            raise ParameterError("linear_probe_epochs must be >= 0 (0: no linear probing "
+                                 f"before fine-tuning); got {self.linear_probe_epochs}.")
+        if int(self.linear_probe_epochs) and self.strategy == "feature_extraction":
+            raise ParameterError("linear_probe_epochs precedes fine-tuning; with strategy="
+                                 "'feature_extraction' the head already learns alone (set "
+                                 "epochs), or choose strategy 'full' or 'partial'.")
         if not 0 < self.validation_fraction < 1:
             raise ParameterError("validation_fraction must be in (0, 1).")
         if self.source_epochs != "auto" and int(self.source_epochs) < 0:
@@ -391,6 +409,13 @@ class FineTune(TransferEstimator):
                              bool(self.gradual_unfreezing), self.l2_sp, self.l2_head, self.lr,
                              self.layer_lr_decay, features_only)
         train, validation = self._split(X_fit, torch.as_tensor(yl), task, seed)
+        self.probe_history_ = {}
+        if int(self.linear_probe_epochs) and not features_only:
+            # LP-FT: the head learns on the frozen features of the same training rows first.
+            probe = _FineTuneTask(trained, head, SupervisedLoss(kind), 0, False, 0.0,
+                                  self.l2_head, self.lr, None, True)
+            self.probe_history_ = self._trainer(seed, int(self.linear_probe_epochs)).fit(
+                probe, (self._encode(trained, train[0]), train[1]))
         extra = {"early_stopping": self.early_stopping, "monitor": "val_loss"} \
             if self.early_stopping else {}
         self.history_ = self._trainer(seed, self.epochs, **extra).fit(task, train, validation)
