@@ -162,6 +162,20 @@ def test_dann_reverses_and_scales_the_domain_gradient(shifted):
     torch.testing.assert_close(disc_reversed, disc_plain, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.parametrize("coeff", [0.0, 0.37, 1.0, 2.5])
+def test_grad_reverse_is_the_identity_forward_and_minus_coeff_backward(coeff):
+    from transferkit.nn.layers import GradientReversal, grad_reverse
+
+    x = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(7, 3, dtype=torch.float64)
+    for layer in (lambda t: grad_reverse(t, coeff), GradientReversal(coeff)):
+        x.grad = None
+        y = layer(x)
+        assert torch.equal(y, x)  # exactly, not approximately
+        y.backward(upstream)
+        assert torch.equal(x.grad, -coeff * upstream)
+
+
 def test_dann_domain_loss_is_the_sum_of_per_domain_means(shifted):
     """Ganin et al. (2016, eq. 18) and ADAPT: −mean log(1−d(x_s)) − mean log d(x_t)."""
     _, task, batch = _task_and_batch("DANN", shifted)
