@@ -245,7 +245,15 @@ def test_mmd_estimators():
     assert float(linear_mmd_loss(a, a + 1.0)) == pytest.approx(2.0, rel=1e-5)
     bws = kernel_bandwidths(4.0, 2.0, 5)
     torch.testing.assert_close(bws, torch.tensor([1.0, 2.0, 4.0, 8.0, 16.0]))
-    assert gaussian_kernel(a, b, bws).shape == (60, 60)
+    far = torch.cat([b[:30], b[30:] + 40.0])  # exponents down to about −2000: exactly 0
+    naive = sum(torch.exp(-torch.cdist(a, far) ** 2 / w) for w in bws)
+    torch.testing.assert_close(gaussian_kernel(a, far, bws), naive, rtol=1e-5, atol=1e-6)
+    # the linear-time estimate: the mean of h over disjoint pairs, by hand
+    s1, s2, t1, t2 = a[0::2], a[1::2], shifted[0::2], shifted[1::2]
+    kp = lambda x, y: sum(torch.exp(-((x - y) ** 2).sum(1) / w) for w in bws)  # noqa: E731
+    h = kp(s1, s2) + kp(t1, t2) - kp(s1, t2) - kp(s2, t1)
+    torch.testing.assert_close(mmd_loss(a, shifted, bandwidth=bws, estimator="linear"),
+                               h.mean(), rtol=1e-4, atol=1e-6)
     assert float(median_bandwidth(a)) > 0
     with pytest.raises(ValueError):
         mmd_loss(a, b, estimator="nope")
