@@ -13,7 +13,14 @@ and to source-only ("never more than 1 point below"). Rules:
 - ``<criterion>``: the best mean of that criterion (no safeguard);
 - ``<criterion>+safe``: the best, but only if it beats SourceOnly by more than its paired
   standard error allows at 95% (otherwise SourceOnly): ``Leaderboard.selected``;
-- ``auto``: what ``transferkit run`` uses (:func:`transferkit.selection.choose`).
+- ``auto``: what ``transferkit run`` uses (:func:`transferkit.selection.choose`);
+- ``agree``: switch from SourceOnly only to a candidate more than one paired standard
+  error better on both reverse validation and ensemble entropy, and not worse by more
+  than one on either (the safest combination tried; it rarely switches).
+
+The ``(reachable)`` line counts the problems where the top candidate of at least one
+criterion is within 2 points of the best: no rule that follows these criteria can do
+better.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import transferkit as tk
 from transferkit.pipeline import seed_method_params
 from transferkit.selection import choose
 from transferkit.selection.compare import Leaderboard, compare
+from transferkit.selection.criteria import mean_se
 
 CRITERIA = ["iwcv", "dev", "reverse", "entropy", "snd"]
 SHALLOW = ["SourceOnly", "KMM", "KLIEP", "ClassifierWeighting", "CORAL", "SA", "TCA"]
@@ -113,7 +121,35 @@ def rules(board: Leaderboard) -> dict[str, str | None]:
             out[c] = board.selected(c, reference=None)
             out[c + "+safe"] = board.selected(c)
     out["auto"] = choose(board).method
+    out["agree"] = agree(board, ("reverse", "ensemble_entropy"))
     return out
+
+
+def agree(board: Leaderboard, criteria: tuple[str, ...], z: float = 1.0) -> str:
+    """The candidate with the largest mean paired z-score over SourceOnly among those
+    more than ``z`` standard errors better on every criterion in ``criteria``."""
+    def zscore(m: str, c: str) -> float:
+        t, ref = board.terms(m, c), board.terms("SourceOnly", c)
+        if t is None or ref is None:
+            return -np.inf
+        gain, se = mean_se((1.0 if board.criteria[c] else -1.0)
+                           * (np.asarray(t, dtype=float) - np.asarray(ref, dtype=float)))
+        return gain / se if se > 0 else np.sign(gain) * np.inf
+    scores = {m: [zscore(m, c) for c in criteria] for m in board.candidates
+              if m != "SourceOnly"}
+    ok = {m: np.mean(np.minimum(v, 10.0)) for m, v in scores.items() if min(v) > z}
+    return max(ok, key=ok.get) if ok else "SourceOnly"
+
+
+def reachable(board: Leaderboard, acc: dict[str, float]) -> bool:
+    """Whether some criterion's top candidate is within 2 points of the best."""
+    best = max(acc.values())
+    for c, greater in board.criteria.items():
+        means = {m: float(np.mean(board.terms(m, c))) for m in board.candidates
+                 if board.terms(m, c) is not None and m in acc}
+        if means and acc[(max if greater else min)(means, key=means.get)] >= best - 0.02:
+            return True
+    return False
 
 
 def main() -> None:
@@ -140,6 +176,7 @@ def main() -> None:
           f"candidates fitted on 75% of the source; accuracy on all target labels")
     picks: dict[str, dict[str, str | None]] = {}
     acc: dict[str, dict[str, float]] = {}
+    reach: dict[str, bool] = {}
     boards_path = Path(args.boards)
     boards = pickle.loads(boards_path.read_bytes()) if args.reuse else {}
     for name in args.problems.split(","):
@@ -162,16 +199,19 @@ def main() -> None:
         acc[name] = {r["method"]: r[board.score_key] for r in board.rows
                      if r[board.score_key] is not None}
         picks[name] = rules(board)
+        reach[name] = reachable(board, acc[name])
         best = max(acc[name], key=acc[name].get)
         print(f"{name}: {time.perf_counter() - t:.0f} s; SourceOnly "
               f"{acc[name]['SourceOnly']:.3f}, best {best} {acc[name][best]:.3f}; " + ", ".join(
                   f"{k}={v}" for k, v in picks[name].items()), flush=True)
-    table(picks, acc)
+    table(picks, acc, reach)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"accuracy": acc, "picks": picks}, indent=1))
+    Path(args.json).write_text(json.dumps({"accuracy": acc, "picks": picks, "reachable": reach},
+                                          indent=1))
 
 
-def table(picks: dict[str, dict[str, str | None]], acc: dict[str, dict[str, float]]) -> None:
+def table(picks: dict[str, dict[str, str | None]], acc: dict[str, dict[str, float]],
+          reach: dict[str, bool]) -> None:
     names = list(picks)
     rule_names = list(next(iter(picks.values())))
     print(f"\n{'rule':14s} " + " ".join(f"{n[:12]:>12s}" for n in names)
@@ -180,6 +220,9 @@ def table(picks: dict[str, dict[str, str | None]], acc: dict[str, dict[str, floa
     so = {n: acc[n]["SourceOnly"] for n in names}
     print(f"{'(best)':14s} " + " ".join(f"{best[n]:12.3f}" for n in names))
     print(f"{'(SourceOnly)':14s} " + " ".join(f"{so[n]:12.3f}" for n in names))
+    print(f"{'(reachable)':14s} " + " ".join(f"{'yes' if reach[n] else 'no':>12s}"
+                                             for n in names)
+          + f"  {sum(reach.values()):>5d}/{len(names):<5d}")
     for r in rule_names:
         got = {n: acc[n].get(picks[n][r], float("nan")) for n in names}
         near = sum(got[n] >= best[n] - 0.02 for n in names)
