@@ -23,7 +23,8 @@ class _DANNTask:
                  schedule: str, gamma: float) -> None:
         self.module, self.nets, self.sup = nets, nets, loss
         self.weight, self.schedule, self.gamma = float(weight), schedule, float(gamma)
-        self._targets, self._targets_key = None, None
+        # Keyed by batch sizes: an epoch's short last batch must not evict the full one.
+        self._targets: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def coefficient(self, progress: float) -> float:
         """λ_p: the reversal coefficient at training progress p ∈ [0, 1]."""
@@ -31,14 +32,16 @@ class _DANNTask:
 
     def _domain_targets(self, n_s: int, n_t: int, like: torch.Tensor):
         key = (n_s, n_t, like.device, like.dtype)
-        if self._targets_key != key:
+        if key not in self._targets:
             # Source 0, target 1; weights 1/n_s and 1/n_t make one weighted sum the sum of
             # the two per-domain means (one kernel instead of slicing, two means, an add).
             labels = torch.cat([like.new_zeros(n_s), like.new_ones(n_t)])
             weights = torch.cat([like.new_full((n_s,), 1.0 / n_s),
                                  like.new_full((n_t,), 1.0 / n_t)])
-            self._targets, self._targets_key = (labels, weights), key
-        return self._targets
+            if len(self._targets) > 16:  # minibatch sizes repeat; anything else, start over
+                self._targets.clear()
+            self._targets[key] = (labels, weights)
+        return self._targets[key]
 
     def loss(self, batch: dict, progress: float) -> dict[str, torch.Tensor]:
         z, n, _, task = encode_batch(batch, self.nets, self.sup)

@@ -300,7 +300,10 @@ class Trainer:
             bar = tqdm(total=self.epochs, initial=start, desc="training", leave=False)
         with _thread_policy(self._threads(module)):
             for epoch in epochs:
-                module.train()
+                # train() sets a flag on every submodule through Module.__setattr__: on the
+                # seed's networks (3 steps an epoch) a visible cost when nothing left train mode.
+                if not all(m.training for m in module.modules()):
+                    module.train()
                 # The largest domain is seen once per epoch (its last batch may be short);
                 # smaller domains cycle through fresh permutations in full batches.
                 orders = {k: _epoch_order(sizes[k], steps * bs[k] if math.ceil(
