@@ -40,7 +40,7 @@ def main() -> None:
     p.add_argument("--trainable-blocks", type=int, default=3)
     p.add_argument("--runs", default="fe,partial,discriminative,discriminative_es,gradual",
                    help="comma-separated: fe, partial, discriminative, discriminative_es, "
-                        "gradual, lpft")
+                        "gradual, lpft, lpft_low")
     args = p.parse_args()
     top = {"strategy": "partial", "n_frozen": 18 - args.trainable_blocks, "lr": 1e-3}
     runs = {
@@ -60,6 +60,10 @@ def main() -> None:
         # LP-FT: the "fe" head (same epochs and rate), then the "discriminative" run from it.
         "lpft": ("LP-FT: linear probe, then partial + discriminative",
                  {**top, "epochs": 15, "layer_lr_decay": 2.6, "linear_probe_epochs": 100}),
+        # The same at a tenth of the rate for fine-tuning (the probe keeps the fe rate).
+        "lpft_low": ("LP-FT, fine-tuning at lr 1e-4",
+                     {**top, "epochs": 15, "layer_lr_decay": 2.6, "linear_probe_epochs": 100,
+                      "lr": 1e-4, "linear_probe_lr": 1e-3}),
     }
     unknown = set(args.runs.split(",")) - set(runs)
     if unknown:

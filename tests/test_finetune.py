@@ -82,6 +82,11 @@ def test_linear_probe_is_feature_extraction_then_fine_tuning_from_its_head(moons
     start = _params(_source_model(moons))
     fe = FineTune(**{**kw, "epochs": 30}, strategy="feature_extraction").fit(Xs, ys, Xt, few)
     probe_only = FineTune(**{**kw, "epochs": 0}, linear_probe_epochs=30).fit(Xs, ys, Xt, few)
+    # its own rate: ten times the fine-tuning rate gets the probe further in as many epochs
+    # (measured: 0.470 vs 0.632)
+    fast = FineTune(**{**kw, "epochs": 0}, linear_probe_epochs=30, linear_probe_lr=1e-2).fit(
+        Xs, ys, Xt, few)
+    assert fast.probe_history_["loss"][-1] < probe_only.probe_history_["loss"][-1] - 0.05
     for a, b in zip(fe.head_.parameters(), probe_only.head_.parameters()):
         assert torch.equal(a, b)
     assert all(torch.equal(a, b) for a, b in zip(start, _params(probe_only)))
@@ -187,7 +192,7 @@ def test_regression_and_early_stopping():
 
 @pytest.mark.parametrize("params", [{"strategy": "lora"}, {"layer_lr_decay": 0.5},
                                     {"l2_sp": -1.0}, {"validation_fraction": 1.5},
-                                    {"linear_probe_epochs": -1},
+                                    {"linear_probe_epochs": -1}, {"linear_probe_lr": 0.0},
                                     {"strategy": "feature_extraction",
                                      "linear_probe_epochs": 5}])
 def test_bad_parameters_raise(moons, params):

@@ -174,6 +174,9 @@ class FineTune(TransferEstimator):
     linear_probe_epochs : int, default=0
         Epochs of linear probing (the head alone, on features computed once) before
         fine-tuning (LP-FT); 0 starts fine-tuning from a freshly initialised head.
+    linear_probe_lr : float or None, default=None
+        Learning rate of the probe (None: ``lr``), so that fine-tuning can take the small
+        rate pretrained weights want while the probe converges at a larger one.
     source_epochs : int or "auto", default="auto"
         Epochs of source training; "auto" trains on the source only when the backbone is
         built here (a given backbone is already trained).
@@ -234,8 +237,8 @@ class FineTune(TransferEstimator):
                  hidden_layer_sizes: Sequence[int] = (64, 64), strategy: str = "full",
                  n_frozen: int = 1, layer_lr_decay: float | None = None,
                  gradual_unfreezing: bool = False, l2_sp: float = 0.0, l2_head: float = 0.0,
-                 linear_probe_epochs: int = 0, source_epochs: int | str = "auto",
-                 source_head: nn.Module | None = None,
+                 linear_probe_epochs: int = 0, linear_probe_lr: float | None = None,
+                 source_epochs: int | str = "auto", source_head: nn.Module | None = None,
                  input_shape: Sequence[int] | None = None, standardize: bool | str = "auto",
                  epochs: int = 100, batch_size: int | None = 32, lr: float = 1e-3,
                  weight_decay: float = 0.0, optimizer: str = "adam",
@@ -251,6 +254,7 @@ class FineTune(TransferEstimator):
         self.l2_sp = l2_sp
         self.l2_head = l2_head
         self.linear_probe_epochs = linear_probe_epochs
+        self.linear_probe_lr = linear_probe_lr
         self.source_epochs = source_epochs
         self.source_head = source_head
         self.input_shape = input_shape
@@ -282,6 +286,9 @@ class FineTune(TransferEstimator):
         if int(self.linear_probe_epochs) < 0:
             raise ParameterError("linear_probe_epochs must be >= 0 (0: no linear probing "
                                  f"before fine-tuning); got {self.linear_probe_epochs}.")
+        if self.linear_probe_lr is not None and not float(self.linear_probe_lr) > 0:
+            raise ParameterError(f"linear_probe_lr must be > 0 or None (the fine-tuning lr); "
+                                 f"got {self.linear_probe_lr}.")
         if int(self.linear_probe_epochs) and self.strategy == "feature_extraction":
             raise ParameterError("linear_probe_epochs precedes fine-tuning; with strategy="
                                  "'feature_extraction' the head already learns alone (set "
@@ -412,8 +419,9 @@ class FineTune(TransferEstimator):
         self.probe_history_ = {}
         if int(self.linear_probe_epochs) and not features_only:
             # LP-FT: the head learns on the frozen features of the same training rows first.
+            lr = self.lr if self.linear_probe_lr is None else float(self.linear_probe_lr)
             probe = _FineTuneTask(trained, head, SupervisedLoss(kind), 0, False, 0.0,
-                                  self.l2_head, self.lr, None, True)
+                                  self.l2_head, lr, None, True)
             self.probe_history_ = self._trainer(seed, int(self.linear_probe_epochs)).fit(
                 probe, (self._encode(trained, train[0]), train[1]))
         extra = {"early_stopping": self.early_stopping, "monitor": "val_loss"} \
