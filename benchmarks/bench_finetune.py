@@ -40,7 +40,7 @@ def main() -> None:
     p.add_argument("--trainable-blocks", type=int, default=3)
     p.add_argument("--runs", default="fe,partial,discriminative,discriminative_es,gradual",
                    help="comma-separated: fe, partial, discriminative, discriminative_es, "
-                        "gradual, lpft, lpft_low")
+                        "gradual, lpft, lpft_low, lpft_bn, lpft_low_bn")
     args = p.parse_args()
     top = {"strategy": "partial", "n_frozen": 18 - args.trainable_blocks, "lr": 1e-3}
     runs = {
@@ -64,6 +64,14 @@ def main() -> None:
         "lpft_low": ("LP-FT, fine-tuning at lr 1e-4",
                      {**top, "epochs": 15, "layer_lr_decay": 2.6, "linear_probe_epochs": 100,
                       "lr": 1e-4, "linear_probe_lr": 1e-3}),
+        # Both with the batch-norm statistics kept at ImageNet's (the probe's features).
+        "lpft_bn": ("LP-FT, batch-norm statistics frozen",
+                    {**top, "epochs": 15, "layer_lr_decay": 2.6, "linear_probe_epochs": 100,
+                     "freeze_batchnorm": True}),
+        "lpft_low_bn": ("LP-FT, fine-tuning at lr 1e-4, batch-norm statistics frozen",
+                        {**top, "epochs": 15, "layer_lr_decay": 2.6,
+                         "linear_probe_epochs": 100, "lr": 1e-4, "linear_probe_lr": 1e-3,
+                         "freeze_batchnorm": True}),
     }
     unknown = set(args.runs.split(",")) - set(runs)
     if unknown:

@@ -100,6 +100,33 @@ def test_linear_probe_is_feature_extraction_then_fine_tuning_from_its_head(moons
     assert not all(torch.equal(a, b) for a, b in zip(start, _params(lpft)))
 
 
+def test_freeze_batchnorm_keeps_the_running_statistics_and_learns_the_rest(moons):
+    """With freeze_batchnorm the batch-norm layers normalise with their pretrained running
+    statistics and keep them, while weights (BN scale and shift included) still learn;
+    without it fine-tuning on the target overwrites the statistics."""
+    Xs, ys, Xt, _, few = moons
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Sequential(nn.Linear(2, 16), nn.BatchNorm1d(16), nn.ReLU()),
+                             nn.Sequential(nn.Linear(16, 16), nn.BatchNorm1d(16), nn.ReLU()))
+    with torch.no_grad():  # "pretrained" statistics, far from the target batches' own
+        for m in backbone.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.running_mean.fill_(0.3)
+                m.running_var.fill_(2.0)
+    kw = {**FAST, "backbone": backbone, "strategy": "full", "random_state": 0}
+
+    def stats(m):
+        return [t.clone() for b in m.backbone_.modules() if isinstance(b, nn.BatchNorm1d)
+                for t in (b.running_mean, b.running_var)]
+
+    frozen = FineTune(**kw, freeze_batchnorm=True).fit(Xs, ys, Xt, few)
+    free = FineTune(**kw).fit(Xs, ys, Xt, few)
+    assert all(torch.equal(t, torch.full_like(t, v)) for t, v in zip(stats(frozen), [.3, 2.] * 2))
+    assert not any(torch.equal(t, torch.full_like(t, v)) for t, v in zip(stats(free), [.3, 2.] * 2))
+    start = [p.detach() for p in backbone.parameters()]
+    assert all(not torch.equal(a, b) for a, b in zip(start, _params(frozen)))
+
+
 def test_l2_sp_keeps_weights_closer_to_the_start(moons):
     Xs, ys, Xt, _, few = moons
     start = _params(_source_model(moons))

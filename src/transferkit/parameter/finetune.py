@@ -35,7 +35,9 @@ def split_blocks(backbone: nn.Module) -> list[nn.Module]:
 
 class _Backbone(nn.Module):
     """Blocks run in order; blocks below ``first_trainable`` run without autograd (and in
-    eval mode, so frozen batch-norm statistics stay the pretrained ones)."""
+    eval mode, so frozen batch-norm statistics stay the pretrained ones). With
+    ``freeze_bn``, the batch-norm layers of the trainable blocks run in eval mode too: they
+    normalise with, and keep, their running statistics while their scale and shift learn."""
 
     def __init__(self, blocks: Sequence[nn.Module], preprocess: Callable | None = None,
                  flatten: bool = True) -> None:
@@ -44,6 +46,7 @@ class _Backbone(nn.Module):
         self.preprocess = preprocess
         self.flatten = flatten
         self.first_trainable = 0
+        self.freeze_bn = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.preprocess is not None:
@@ -54,7 +57,12 @@ class _Backbone(nn.Module):
                 for b in frozen:
                     b.eval()
                     x = b(x)
-        for b in self.blocks[self.first_trainable:]:
+        trainable = self.blocks[self.first_trainable:]
+        if self.freeze_bn and self.training:
+            for m in trainable.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        for b in trainable:
             x = b(x)
         return x.reshape(len(x), -1) if self.flatten else x
 
@@ -177,6 +185,11 @@ class FineTune(TransferEstimator):
     linear_probe_lr : float or None, default=None
         Learning rate of the probe (None: ``lr``), so that fine-tuning can take the small
         rate pretrained weights want while the probe converges at a larger one.
+    freeze_batchnorm : bool, default=False
+        Batch-norm layers keep normalising with their (pretrained) running statistics
+        during fine-tuning, and do not update them; their scale and shift still learn.
+        Small targets otherwise replace the source's statistics by those of a few images,
+        which moves every feature the head was trained on.
     source_epochs : int or "auto", default="auto"
         Epochs of source training; "auto" trains on the source only when the backbone is
         built here (a given backbone is already trained).
@@ -238,6 +251,7 @@ class FineTune(TransferEstimator):
                  n_frozen: int = 1, layer_lr_decay: float | None = None,
                  gradual_unfreezing: bool = False, l2_sp: float = 0.0, l2_head: float = 0.0,
                  linear_probe_epochs: int = 0, linear_probe_lr: float | None = None,
+                 freeze_batchnorm: bool = False,
                  source_epochs: int | str = "auto", source_head: nn.Module | None = None,
                  input_shape: Sequence[int] | None = None, standardize: bool | str = "auto",
                  epochs: int = 100, batch_size: int | None = 32, lr: float = 1e-3,
@@ -255,6 +269,7 @@ class FineTune(TransferEstimator):
         self.l2_head = l2_head
         self.linear_probe_epochs = linear_probe_epochs
         self.linear_probe_lr = linear_probe_lr
+        self.freeze_batchnorm = freeze_batchnorm
         self.source_epochs = source_epochs
         self.source_head = source_head
         self.input_shape = input_shape
@@ -412,6 +427,7 @@ class FineTune(TransferEstimator):
             X_fit = self._encode(_Backbone(list(backbone.blocks[:first]), backbone.preprocess,
                                            flatten=False), X_fit)
             trained, trained_first = _Backbone(list(backbone.blocks[first:])), 0
+        trained.freeze_bn = bool(self.freeze_batchnorm)
         task = _FineTuneTask(trained, head, SupervisedLoss(kind), trained_first,
                              bool(self.gradual_unfreezing), self.l2_sp, self.l2_head, self.lr,
                              self.layer_lr_decay, features_only)
