@@ -40,7 +40,7 @@ import transferkit as tk
 from transferkit.pipeline import seed_method_params
 from transferkit.selection import choose
 from transferkit.selection.compare import Leaderboard, compare
-from transferkit.selection.criteria import mean_se
+from transferkit.selection.criteria import paired_choice
 
 CRITERIA = ["iwcv", "dev", "reverse", "entropy", "snd"]
 SHALLOW = ["SourceOnly", "KMM", "KLIEP", "ClassifierWeighting", "CORAL", "SA", "TCA"]
@@ -128,16 +128,18 @@ def rules(board: Leaderboard) -> dict[str, str | None]:
 def agree(board: Leaderboard, criteria: tuple[str, ...], z: float = 1.0) -> str:
     """The candidate with the largest mean paired z-score over SourceOnly among those
     more than ``z`` standard errors better on every criterion in ``criteria``."""
-    def zscore(m: str, c: str) -> float:
-        t, ref = board.terms(m, c), board.terms("SourceOnly", c)
-        if t is None or ref is None:
-            return -np.inf
-        gain, se = mean_se((1.0 if board.criteria[c] else -1.0)
-                           * (np.asarray(t, dtype=float) - np.asarray(ref, dtype=float)))
-        return gain / se if se > 0 else np.sign(gain) * np.inf
-    scores = {m: [zscore(m, c) for c in criteria] for m in board.candidates
-              if m != "SourceOnly"}
-    ok = {m: np.mean(np.minimum(v, 10.0)) for m, v in scores.items() if min(v) > z}
+    zs: dict[str, list[float]] = {}
+    for c in criteria:
+        terms = {m: t for m in board.candidates if (t := board.terms(m, c)) is not None}
+        if "SourceOnly" not in terms:
+            return "SourceOnly"
+        _, details = paired_choice(terms, greater_is_better=board.criteria[c],
+                                   reference="SourceOnly")
+        for m, d in details.items():
+            adv, se = d["advantage"], d["se"]
+            zs.setdefault(m, []).append(adv / se if se > 0 else np.sign(adv) * np.inf)
+    ok = {m: np.mean(np.minimum(v, 10.0)) for m, v in zs.items()
+          if m != "SourceOnly" and len(v) == len(criteria) and min(v) > z}
     return max(ok, key=ok.get) if ok else "SourceOnly"
 
 
