@@ -252,9 +252,9 @@ class _MMDPooled(torch.autograd.Function):
     centre), so no gradient flows through them. Small batches make this launch-bound, and
     a DAN step on the seed's networks is about a millisecond, so the pass is written for
     few kernel launches and little Python: the kernel family arrives resolved
-    (:func:`mmd_kernel_spec`), W is folded into the kernel stack once (its sum is the loss,
-    a matrix-vector product with −1/γ gives G) and the factor 4 rides on ``addmm``'s
-    scalars.
+    (:func:`mmd_kernel_spec`), the kernels go through exp2, W is folded into the kernel
+    stack once (its sum is the loss, a matrix-vector product with −log₂e/γ gives log₂e·G)
+    and the factor 4 ln 2 rides on ``addmm``'s scalars.
     """
 
     @staticmethod
