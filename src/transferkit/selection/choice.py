@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from .compare import Leaderboard
-from .criteria import mean_se, paired_choice
+from .criteria import paired_choice
 
 __all__ = ["Choice", "choose", "AUTO_CRITERIA", "GUARD"]
 
@@ -139,19 +139,15 @@ def choose(board: Leaderboard, *, reference: str = "SourceOnly", confidence: flo
 def _guard(board: Leaderboard, reference: str, guard_se: float) -> dict[str, str]:
     """Candidates significantly worse than ``reference`` on :data:`GUARD`, with why."""
     scored = _scored(board, GUARD) if GUARD in board.criteria else {}
-    if reference not in scored:
+    if reference not in scored or not any(np.isfinite(np.mean(t)) for t in scored.values()):
         return {}
-    sign = 1.0 if board.criteria[GUARD] else -1.0
-    out: dict[str, str] = {}
-    for m, t in scored.items():
-        if m == reference:
-            continue
-        gain, se = mean_se(sign * (np.asarray(t, dtype=np.float64) - scored[reference]))
-        if gain < -guard_se * se:
-            out[m] = (f"reverse-validation score {np.mean(t):.3f} vs "
-                      f"{np.mean(scored[reference]):.3f} for {reference} "
-                      f"({gain:+.3f} ± {se:.3f})")
-    return out
+    _, details = paired_choice(scored, greater_is_better=board.criteria[GUARD],
+                               reference=reference)
+    return {m: (f"reverse-validation score {d['mean']:.3f} vs "
+                f"{details[reference]['mean']:.3f} for {reference} "
+                f"({d['advantage']:+.3f} ± {d['se']:.3f})")
+            for m, d in details.items()
+            if m != reference and d["advantage"] < -guard_se * d["se"]}
 
 
 _DESCRIBE = {"entropy": "mean prediction entropy on the target (lower: more confident)",
