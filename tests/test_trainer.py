@@ -248,6 +248,74 @@ def test_unknown_monitor_is_a_clear_error():
         trainer.fit(BCETask(_net(0)), (X, y), validation=lambda: {"metric": 1.0})
 
 
+# --------------------------------------------------------------------------- 3b. lr schedule
+
+
+class LRRecordingTask:
+    """Two parameter groups at different rates; records both rates at every step."""
+
+    def __init__(self) -> None:
+        self.module = nn.ModuleDict({"a": nn.Linear(3, 1), "b": nn.Linear(3, 1)})
+        self.lrs: list[tuple[float, float]] = []
+
+    def configure_optimizers(self, make):
+        return {"main": make([{"params": self.module["a"].parameters(), "lr": 1e-2},
+                              {"params": self.module["b"].parameters(), "lr": 1e-3}])}
+
+    def training_step(self, batch, progress, optimizers):
+        opt = optimizers["main"]
+        self.lrs.append(tuple(g["lr"] for g in opt.param_groups))
+        X, y = batch
+        loss = sum(F.binary_cross_entropy_with_logits(m(X).reshape(-1), y)
+                   for m in self.module.values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"loss": loss}
+
+
+@pytest.mark.parametrize("schedule,warmup", [("cosine", 0.0), ("linear", 0.0),
+                                             ("cosine", 0.25), (None, 0.25)])
+def test_lr_schedule_follows_its_formula_for_every_group(schedule, warmup):
+    X, y = _toy(64)
+    task = LRRecordingTask()
+    Trainer(epochs=5, batch_size=16, lr_schedule=schedule, warmup=warmup,
+            random_state=0).fit(task, (X, y))
+    total = 5 * 4
+    n_warm = round(warmup * total)
+    assert len(task.lrs) == total
+    for t, (lr_a, lr_b) in enumerate(task.lrs):
+        if t < n_warm:
+            factor = (t + 1) / n_warm
+        else:
+            q = (t - n_warm) / (total - n_warm)
+            factor = {"cosine": 0.5 * (1 + math.cos(math.pi * q)), "linear": 1 - q,
+                      None: 1.0}[schedule]
+        assert lr_a == pytest.approx(1e-2 * factor) and lr_b == pytest.approx(1e-3 * factor)
+    if schedule is not None:  # it decays to near zero, never to zero (no wasted step)
+        assert 0 < task.lrs[-1][0] <= 1e-2 / total + 1e-12
+
+
+def test_lr_schedule_changes_the_trained_weights():
+    X, y = _toy(64)
+    states = []
+    for schedule in (None, "cosine"):
+        module = _net(0)
+        Trainer(epochs=20, batch_size=16, lr=1e-2, lr_schedule=schedule,
+                random_state=0).fit(BCETask(module), (X, y))
+        states.append(module.state_dict())
+    assert not _states_equal(*states)
+
+
+@pytest.mark.parametrize("params,match", [({"lr_schedule": "step"}, "lr_schedule"),
+                                          ({"warmup": 1.0}, "warmup"),
+                                          ({"warmup": -0.1}, "warmup")])
+def test_bad_lr_schedule_is_a_clear_error(params, match):
+    X, y = _toy()
+    with pytest.raises(ValueError, match=match):
+        Trainer(epochs=2, **params).fit(BCETask(_net(0)), (X, y))
+
+
 # --------------------------------------------------------------------------- 4. resume
 
 RESUME_SCRIPT = textwrap.dedent('''
@@ -309,7 +377,9 @@ RESUME_SCRIPT = textwrap.dedent('''
                 return real_save(obj, f, *args, **kwargs)
 
             torch.save = save
+        # A decaying rate with warm-up: resuming must put the schedule where it was too.
         trainer = Trainer(epochs=30, batch_size=16, lr=1e-2, checkpoint_every=5,
+                          lr_schedule="cosine", warmup=0.1,
                           checkpoint_dir=None if mode == "full" else ckpt_dir,
                           resume=mode == "resume", random_state=7)
         hist = trainer.fit(Task(module), (X, y), validation=validation)
