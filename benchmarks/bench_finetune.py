@@ -11,7 +11,7 @@ the pretrained backbone at its native 224×224 input, and
 - partial fine-tuning: the last blocks (the final MBConv blocks and the 1×1 head
   convolution) learn with the new head, the first blocks stay frozen (their outputs are
   computed once), with and without discriminative learning rates, early stopping and
-  gradual unfreezing;
+  gradual unfreezing, and with a cosine-decayed learning rate;
 - LP-FT: the feature-extraction head first, then partial fine-tuning from it.
 
 The same stratified subset and head settings for each; target accuracy on the test
@@ -40,7 +40,7 @@ def main() -> None:
     p.add_argument("--trainable-blocks", type=int, default=3)
     p.add_argument("--runs", default="fe,partial,discriminative,discriminative_es,gradual",
                    help="comma-separated: fe, partial, discriminative, discriminative_es, "
-                        "gradual, lpft, lpft_low, lpft_bn, lpft_low_bn")
+                        "gradual, partial_cos, lpft, lpft_low, lpft_bn, lpft_low_bn")
     args = p.parse_args()
     top = {"strategy": "partial", "n_frozen": 18 - args.trainable_blocks, "lr": 1e-3}
     runs = {
@@ -57,6 +57,10 @@ def main() -> None:
         # ULMFiT: the new head alone first, then one more block from the top per stage.
         "gradual": ("partial, gradual unfreezing + discriminative rates, 20 epochs",
                     {**top, "epochs": 20, "layer_lr_decay": 2.6, "gradual_unfreezing": True}),
+        # Cosine decay of the rate: chosen on a validation split of the training images
+        # (seed 0, 2000 images: 0.870 vs 0.858 constant, frozen features 0.853).
+        "partial_cos": ("partial fine-tuning, cosine-decayed lr",
+                        {**top, "epochs": 15, "lr_schedule": "cosine"}),
         # LP-FT: the "fe" head (same epochs and rate), then the "discriminative" run from it.
         "lpft": ("LP-FT: linear probe, then partial + discriminative",
                  {**top, "epochs": 15, "layer_lr_decay": 2.6, "linear_probe_epochs": 100}),

@@ -217,9 +217,25 @@ def test_regression_and_early_stopping():
     assert m.score(Xt, yt) > 0.3
 
 
+def test_lr_schedule_is_the_trainers_schedule(moons):
+    """``lr_schedule`` reaches every Trainer the fit builds (the Trainer's tests check the
+    rates it sets): the same weights as passing it in ``trainer_params``, others than
+    constant rates."""
+    Xs, ys, Xt, _, few = moons
+    kw = {**FAST, "strategy": "partial", "n_frozen": 1, "layer_lr_decay": 2.6,
+          "random_state": 0}
+    cos = FineTune(**kw, lr_schedule="cosine").fit(Xs, ys, Xt, few)
+    via = FineTune(**kw, trainer_params={"lr_schedule": "cosine"}).fit(Xs, ys, Xt, few)
+    const = FineTune(**kw).fit(Xs, ys, Xt, few)
+    assert all(torch.equal(a, b) for a, b in zip(_params(cos), _params(via)))
+    assert not all(torch.equal(a, b) for a, b in zip(_params(cos), _params(const)))
+    assert not torch.equal(cos.head_.weight, const.head_.weight)
+
+
 @pytest.mark.parametrize("params", [{"strategy": "lora"}, {"layer_lr_decay": 0.5},
                                     {"l2_sp": -1.0}, {"validation_fraction": 1.5},
                                     {"linear_probe_epochs": -1}, {"linear_probe_lr": 0.0},
+                                    {"lr_schedule": "step"},
                                     {"strategy": "feature_extraction",
                                      "linear_probe_epochs": 5}])
 def test_bad_parameters_raise(moons, params):

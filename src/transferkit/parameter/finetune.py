@@ -204,6 +204,10 @@ class FineTune(TransferEstimator):
     epochs, batch_size, lr, weight_decay, optimizer, device, verbose
         Fine-tuning settings, passed to the :class:`~transferkit.nn.Trainer` (source
         training uses the same ones).
+    lr_schedule : {None, "cosine", "linear"}, default=None
+        Decay of every learning rate over each training stage (see
+        :class:`~transferkit.nn.Trainer`); with discriminative rates the blocks decay
+        together.
     early_stopping : int or None, default=None
         Patience in epochs on the loss of ``validation_fraction`` of the labelled target
         rows held out (the best epoch's weights are kept).
@@ -256,7 +260,8 @@ class FineTune(TransferEstimator):
                  input_shape: Sequence[int] | None = None, standardize: bool | str = "auto",
                  epochs: int = 100, batch_size: int | None = 32, lr: float = 1e-3,
                  weight_decay: float = 0.0, optimizer: str = "adam",
-                 early_stopping: int | None = None, validation_fraction: float = 0.2,
+                 lr_schedule: str | None = None, early_stopping: int | None = None,
+                 validation_fraction: float = 0.2,
                  device: str = "auto", verbose: bool = False,
                  trainer_params: dict | None = None, random_state: Any = None) -> None:
         self.backbone = backbone
@@ -279,6 +284,7 @@ class FineTune(TransferEstimator):
         self.lr = lr
         self.weight_decay = weight_decay
         self.optimizer = optimizer
+        self.lr_schedule = lr_schedule
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.device = device
@@ -308,16 +314,26 @@ class FineTune(TransferEstimator):
             raise ParameterError("linear_probe_epochs precedes fine-tuning; with strategy="
                                  "'feature_extraction' the head already learns alone (set "
                                  "epochs), or choose strategy 'full' or 'partial'.")
+        if self.lr_schedule not in (None, "cosine", "linear"):
+            raise ParameterError(f"lr_schedule must be None (constant rates), 'cosine' or "
+                                 f"'linear'; got {self.lr_schedule!r}.")
         if not 0 < self.validation_fraction < 1:
             raise ParameterError("validation_fraction must be in (0, 1).")
         if self.source_epochs != "auto" and int(self.source_epochs) < 0:
             raise ParameterError("source_epochs must be 'auto' or >= 0.")
 
     def _trainer(self, seed: int, epochs: int, **extra: Any) -> Trainer:
-        return Trainer(epochs=epochs, batch_size=self.batch_size, optimizer=self.optimizer,
-                       lr=self.lr, weight_decay=self.weight_decay, device=self.device,
-                       progress=bool(self.verbose), random_state=seed,
-                       **{**(self.trainer_params or {}), **extra})
+        own = {"epochs": epochs, "batch_size": self.batch_size, "optimizer": self.optimizer,
+               "lr": self.lr, "weight_decay": self.weight_decay, "device": self.device,
+               "progress": bool(self.verbose), "random_state": seed}
+        if self.lr_schedule is not None:
+            own["lr_schedule"] = self.lr_schedule
+        further = {**(self.trainer_params or {}), **extra}
+        twice = sorted(set(own) & set(self.trainer_params or {}))
+        if twice:
+            raise ParameterError(f"trainer_params sets {twice}, which FineTune sets itself; "
+                                 "pass them as FineTune's own parameters.")
+        return Trainer(**own, **further)
 
     # ------------------------------------------------------------------ networks
     def _make_backbone(self, n_in: int) -> tuple[_Backbone, bool]:
