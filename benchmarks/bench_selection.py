@@ -137,7 +137,9 @@ def agree(board: Leaderboard, criteria: tuple[str, ...], z: float = 1.0) -> str:
                                    reference="SourceOnly")
         for m, d in details.items():
             adv, se = d["advantage"], d["se"]
-            zs.setdefault(m, []).append(adv / se if se > 0 else np.sign(adv) * np.inf)
+            # se 0: identical terms (z 0) or a constant difference (z ±inf)
+            zs.setdefault(m, []).append(adv / se if se > 0 else
+                                        np.sign(adv) * np.inf if adv else 0.0)
     ok = {m: np.mean(np.minimum(v, 10.0)) for m, v in zs.items()
           if m != "SourceOnly" and len(v) == len(criteria) and min(v) > z}
     return max(ok, key=ok.get) if ok else "SourceOnly"
