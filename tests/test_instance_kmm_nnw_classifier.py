@@ -120,7 +120,12 @@ def test_kmm_reaches_the_optimum_of_a_reference_solver():
                                 {"type": "ineq", "fun": lambda b: n * (1 + eps) - b.sum(),
                                  "jac": lambda b: -np.ones(n)}],
                    options={"maxiter": 1000, "ftol": 1e-12})
-    assert ref.success, ref.message
+    # At ftol 1e-12 SLSQP may stop at the precision limit with "Positive directional
+    # derivative for linesearch" (scipy 1.17) on the optimum; what the comparison needs
+    # is a feasible reference point.
+    assert ref.success or "directional derivative" in ref.message, ref.message
+    assert ref.x.min() >= -1e-9 and ref.x.max() <= B + 1e-9
+    assert n * (1 - eps) - 1e-6 <= ref.x.sum() <= n * (1 + eps) + 1e-6
     ours = f(model.beta_)
     assert ours < f(np.ones(n))
     assert ours <= ref.fun + 1e-5 * abs(ref.fun), (ours, ref.fun)
