@@ -1,7 +1,7 @@
 """Fine-tuning vs feature extraction: EfficientNet-Lite0 (ImageNet) on Fashion-MNIST.
 
     python benchmarks/bench_finetune.py [--n-train 1000] [--n-test 500] [--seeds 2]
-                                        [--runs fe,partial,discriminative,...,lpft]
+                                        [--first-seed 0] [--runs fe,partial,...,lpft]
 
 Parameter transfer from ImageNet to Fashion-MNIST (Debian's dataset-fashion-mnist):
 the pretrained backbone at its native 224×224 input, and
@@ -37,6 +37,8 @@ def main() -> None:
     p.add_argument("--n-train", type=int, default=1000)
     p.add_argument("--n-test", type=int, default=500)
     p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds first-seed .. first-seed + seeds - 1 (to add seeds to a run)")
     p.add_argument("--trainable-blocks", type=int, default=3)
     p.add_argument("--runs", default="fe,partial,discriminative,discriminative_es,gradual",
                    help="comma-separated: fe, partial, discriminative, discriminative_es, "
@@ -83,11 +85,11 @@ def main() -> None:
     runs = dict(runs[k] for k in args.runs.split(","))
     print(f"# {platform.processor() or platform.machine()}; Fashion-MNIST {args.n_train} train "
           f"/ {args.n_test} test, EfficientNet-Lite0 at 224, batch 32, seeds "
-          f"0..{args.seeds - 1}")
+          f"{args.first_seed}..{args.first_seed + args.seeds - 1}")
     print(f"{'run':58s} {'test acc':>15s} {'s/fit':>7s}")
     for label, params in runs.items():
         accs, secs = [], []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             Xtr, ytr, Xte, yte = load_fashion_mnist(args.n_train, args.n_test,
                                                     random_state=seed, flatten=True)
             # FineTune's contract: (Xs, ys) source, (Xt, yt) target. The source here is
