@@ -102,8 +102,8 @@ def main() -> None:
                          batch_size=32, random_state=seed, **params).fit(Xtr, ytr, Xt, yt)
             secs.append(time.perf_counter() - t)
             accs.append(m.score(Xte, yte))
-        print(f"{label:58s} {np.mean(accs):7.3f} ± {np.std(accs):.3f} {np.median(secs):7.1f}",
-              flush=True)
+        print(f"{label:58s} {np.mean(accs):7.3f} ± {np.std(accs):.3f} {np.median(secs):7.1f}"
+              f"   per seed: {' '.join(f'{a:.3f}' for a in accs)}", flush=True)
 
 
 if __name__ == "__main__":
