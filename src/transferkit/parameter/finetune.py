@@ -207,7 +207,9 @@ class FineTune(TransferEstimator):
     lr_schedule : {None, "cosine", "linear"}, default=None
         Decay of every learning rate over each training stage (see
         :class:`~transferkit.nn.Trainer`); with discriminative rates the blocks decay
-        together.
+        together. From ImageNet to 2000 Fashion-MNIST images, cosine decay took partial
+        fine-tuning from below the frozen features to 1.4–3.8 points above them on three
+        seeds (``docs/benchmarks.md``); a good first choice for a pretrained backbone.
     early_stopping : int or None, default=None
         Patience in epochs on the loss of ``validation_fraction`` of the labelled target
         rows held out (the best epoch's weights are kept).
