@@ -16,7 +16,8 @@ and to source-only ("never more than 1 point below"). Rules:
 - ``auto``: what ``transferkit run`` uses (:func:`transferkit.selection.choose`);
 - ``agree``: switch from SourceOnly only to a candidate more than one paired standard
   error better on both reverse validation and ensemble entropy, and not worse by more
-  than one on either (the safest combination tried; it rarely switches).
+  than one on either (the safest combination tried; it rarely switches);
+- ``ensv``: EnsV (Hu et al., NeurIPS 2024), agreement with the candidates' ensemble.
 
 The ``(reachable)`` line counts the problems where the top candidate of at least one
 criterion is within 2 points of the best: no rule that follows these criteria can do
@@ -122,7 +123,25 @@ def rules(board: Leaderboard) -> dict[str, str | None]:
             out[c + "+safe"] = board.selected(c)
     out["auto"] = choose(board).method
     out["agree"] = agree(board, ("reverse", "ensemble_entropy"))
+    out["ensv"] = ensv(board)
     return out
+
+
+def ensv(board: Leaderboard) -> str:
+    """EnsV (Hu, Luo, Liang and Foo, NeurIPS 2024): the candidate whose seed-averaged
+    target predictions agree most often with the argmax of every candidate's averaged
+    probabilities (the ensemble as pseudo-labels; it cannot pick the worst candidate)."""
+    probas = {}
+    for m in board.candidates:
+        ps = [r["target_proba"] for r in board.results if r["method"] == m
+              and r["error"] is None and r.get("target_proba") is not None]
+        if ps:
+            probas[m] = np.mean(ps, axis=0, dtype=np.float64)
+    if not probas:
+        return "SourceOnly"
+    pseudo = np.mean(list(probas.values()), axis=0).argmax(1)
+    agreement = {m: float(np.mean(p.argmax(1) == pseudo)) for m, p in probas.items()}
+    return max(agreement, key=agreement.get)
 
 
 def agree(board: Leaderboard, criteria: tuple[str, ...], z: float = 1.0) -> str:
