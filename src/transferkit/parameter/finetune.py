@@ -16,7 +16,7 @@ from ..base import TransferEstimator
 from ..errors import InputError, ParameterError
 from ..nn.adaptation import SupervisedLoss
 from ..nn.estimator import _reset_parameters, standard_scaling
-from ..nn.trainer import Trainer, resolve_device
+from ..nn.trainer import SCHEDULES, Trainer, resolve_device
 from ..registry import register
 
 STRATEGIES = ("feature_extraction", "full", "partial")
@@ -316,7 +316,7 @@ class FineTune(TransferEstimator):
             raise ParameterError("linear_probe_epochs precedes fine-tuning; with strategy="
                                  "'feature_extraction' the head already learns alone (set "
                                  "epochs), or choose strategy 'full' or 'partial'.")
-        if self.lr_schedule not in (None, "cosine", "linear"):
+        if self.lr_schedule not in SCHEDULES:
             raise ParameterError(f"lr_schedule must be None (constant rates), 'cosine' or "
                                  f"'linear'; got {self.lr_schedule!r}.")
         if not 0 < self.validation_fraction < 1:
