@@ -235,7 +235,9 @@ def test_lr_schedule_is_the_trainers_schedule(moons):
 @pytest.mark.parametrize("params", [{"strategy": "lora"}, {"layer_lr_decay": 0.5},
                                     {"l2_sp": -1.0}, {"validation_fraction": 1.5},
                                     {"linear_probe_epochs": -1}, {"linear_probe_lr": 0.0},
-                                    {"lr_schedule": "step"},
+                                    {"lr_schedule": "step"}, {"trainer_params": {"lr": 0.1}},
+                                    {"lr_schedule": "cosine",
+                                     "trainer_params": {"lr_schedule": "linear"}},
                                     {"strategy": "feature_extraction",
                                      "linear_probe_epochs": 5}])
 def test_bad_parameters_raise(moons, params):

@@ -335,9 +335,10 @@ class Trainer:
                     batch = {k: tuple(t[orders[k][step * bs[k]:(step + 1) * bs[k]]]
                                       for t in v) for k, v in domains.items()}
                     b = batch if named else batch["data"]
-                    progress = (epoch * steps + step) / max(1, self.epochs * steps)
+                    t = epoch * steps + step
+                    progress = t / max(1, self.epochs * steps)
                     if schedule is not None:
-                        factor = schedule(epoch * steps + step)
+                        factor = schedule(t)
                         for g in groups:
                             g["lr"] = g["initial_lr"] * factor
                     if hasattr(task, "training_step"):

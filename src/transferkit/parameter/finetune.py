@@ -20,6 +20,9 @@ from ..nn.trainer import SCHEDULES, Trainer, resolve_device
 from ..registry import register
 
 STRATEGIES = ("feature_extraction", "full", "partial")
+#: Trainer arguments FineTune sets from its own parameters (not from trainer_params).
+_OWN_TRAINER_ARGS = frozenset({"epochs", "batch_size", "optimizer", "lr", "weight_decay",
+                               "device", "progress", "random_state"})
 
 
 def split_blocks(backbone: nn.Module) -> list[nn.Module]:
@@ -319,6 +322,13 @@ class FineTune(TransferEstimator):
         if self.lr_schedule not in SCHEDULES:
             raise ParameterError(f"lr_schedule must be None (constant rates), 'cosine' or "
                                  f"'linear'; got {self.lr_schedule!r}.")
+        # Checked here, before any backbone runs: a pretrained one's frozen blocks may take
+        # minutes before the first Trainer is built.
+        own = _OWN_TRAINER_ARGS | ({"lr_schedule"} if self.lr_schedule is not None else set())
+        twice = sorted(own & set(self.trainer_params or {}))
+        if twice:
+            raise ParameterError(f"trainer_params sets {twice}, which FineTune sets itself; "
+                                 "pass them as FineTune's own parameters.")
         if not 0 < self.validation_fraction < 1:
             raise ParameterError("validation_fraction must be in (0, 1).")
         if self.source_epochs != "auto" and int(self.source_epochs) < 0:
@@ -330,12 +340,8 @@ class FineTune(TransferEstimator):
                "progress": bool(self.verbose), "random_state": seed}
         if self.lr_schedule is not None:
             own["lr_schedule"] = self.lr_schedule
-        further = {**(self.trainer_params or {}), **extra}
-        twice = sorted(set(own) & set(self.trainer_params or {}))
-        if twice:
-            raise ParameterError(f"trainer_params sets {twice}, which FineTune sets itself; "
-                                 "pass them as FineTune's own parameters.")
-        return Trainer(**own, **further)
+        # _check_params has refused trainer_params that repeat these keys.
+        return Trainer(**own, **{**(self.trainer_params or {}), **extra})
 
     # ------------------------------------------------------------------ networks
     def _make_backbone(self, n_in: int) -> tuple[_Backbone, bool]:
