@@ -1,8 +1,10 @@
 """Choosing a method: compare methods on one problem, rank fitted models without target
 labels (importance-weighted, deep embedded and reverse validation, entropy, soft
-neighbourhood density) or with a few (target cross-validation), choose one
-(:func:`choose`) and judge whether transfer helped (:func:`judge`)."""
+neighbourhood density, average thresholded confidence, mixed-sample probes) or with a
+few (target cross-validation), choose one (:func:`choose`) and judge whether transfer
+helped (:func:`judge`)."""
 
+from .atc import ATC
 from .choice import AUTO_CRITERIA, Choice, choose
 from .compare import Leaderboard, compare
 from .criteria import (
@@ -18,9 +20,12 @@ from .criteria import (
     paired_choice,
     select,
 )
+from .mixval import MixVal
 from .verdict import Verdict, judge, paired_difference
+
+CRITERIA.update({ATC.name: ATC, MixVal.name: MixVal})
 
 __all__ = ["compare", "Leaderboard", "select", "get_criterion", "SelectionCriterion", "IWCV",
            "DEV", "ReverseValidation", "PredictionEntropy", "SoftNeighborhoodDensity",
-           "TargetCV", "CRITERIA", "paired_choice", "choose", "Choice", "AUTO_CRITERIA",
-           "judge", "Verdict", "paired_difference"]
+           "TargetCV", "ATC", "MixVal", "CRITERIA", "paired_choice", "choose", "Choice",
+           "AUTO_CRITERIA", "judge", "Verdict", "paired_difference"]

@@ -31,7 +31,7 @@ from ..registry import MethodInfo, get_method
 from .criteria import _entropy, _r2_terms, paired_choice
 
 #: Criteria that score on held-out labelled source rows (need ``selection_holdout`` > 0).
-NEED_SOURCE_ROWS = ("iwcv", "dev", "reverse")
+NEED_SOURCE_ROWS = ("iwcv", "dev", "reverse", "atc")
 #: Board-level criterion: entropy of the seed-averaged target probabilities.
 ENSEMBLE_ENTROPY = "ensemble_entropy"
 #: Target rows whose probabilities are kept per fit for it (a fixed subsample beyond).
@@ -459,7 +459,7 @@ def compare(
         Extra keyword arguments for every ``fit`` call.
     selection : str, SelectionCriterion or list of them, optional
         Label-free criteria (``"iwcv"``, ``"dev"``, ``"reverse"``, ``"entropy"``,
-        ``"snd"``; ``"target_cv"`` with target labels; see
+        ``"snd"``, ``"atc"``, ``"mixval"``; ``"target_cv"`` with target labels; see
         :mod:`transferkit.selection.criteria`); the first is the primary one. Every method
         is then fitted on 1 − ``selection_holdout`` of the source (a stratified split drawn
         with the first seed) and scored by each criterion on the held-out source rows and
@@ -588,7 +588,7 @@ def _selection_split(selection: Any, holdout: float, data: Any, Xs: Any, ys: Any
         needy = [c.name for c in crits if c.name in NEED_SOURCE_ROWS]
         if needy:
             raise InputError(f"{', '.join(needy)} need held-out source rows; set "
-                             "selection_holdout above 0 or use 'entropy', 'snd' or "
+                             "selection_holdout above 0 or use 'entropy', 'snd', 'mixval' or "
                              "'target_cv'.")
         return crits, Xs, ys, (crits, None, None)
     codes = np.asarray(data.ys)

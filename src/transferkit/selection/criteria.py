@@ -18,6 +18,10 @@ name           what it estimates                          needs                 
 ``reverse``    source accuracy of a reverse model         held-out source labels  high
 ``entropy``    mean prediction entropy on the target      ``predict_proba``       low
 ``snd``        soft neighbourhood density on the target   ``predict_proba``       high
+``atc``        target accuracy, from source-calibrated    held-out source labels  high
+               confidence (:mod:`.atc`)
+``mixval``     accuracy on mixed target samples vs the    ``predict``             high
+               dominant one's pseudo-label (:mod:`.mixval`)
 ``target_cv``  accuracy on the few labelled target rows   some labels in ``yt``   high
 =============  =========================================  ======================  =====
 
@@ -661,7 +665,8 @@ class TargetCV(SelectionCriterion):
 
 
 # --------------------------------------------------------------------------- registry
-#: name -> criterion class.
+#: name -> criterion class (``atc`` and ``mixval``, in their own modules, are added by
+#: the package's ``__init__``).
 CRITERIA: dict[str, type[SelectionCriterion]] = {
     "iwcv": IWCV,
     "dev": DEV,
