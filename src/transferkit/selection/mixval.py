@@ -83,9 +83,8 @@ class MixVal(SelectionCriterion):
         # partners[r, i]: row i's partner in repeat r (being its own partner, chance 1/n,
         # makes a trivial intra-cluster probe; not worth excluding)
         partners = np.stack([rng.permutation(n) for _ in range(self.n_repeats)])
-        mixed = self.mix * X[None] + (1 - self.mix) * X[partners]
-        hit = np.asarray(model.predict(mixed.reshape(-1, X.shape[1]))).reshape(partners.shape)
-        hit = hit == pseudo[None]
+        hit = np.stack([np.asarray(model.predict(self.mix * X + (1 - self.mix) * X[p])) == pseudo
+                        for p in partners])  # one repeat at a time: memory O(n · d)
         intra = pseudo[partners] == pseudo[None]
         terms = np.zeros(partners.shape)
         for group in (intra, ~intra):
