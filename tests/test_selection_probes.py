@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
+from sklearn.neighbors import KNeighborsClassifier
 
 import transferkit as tk
 from transferkit.errors import InputError, ParameterError, UnsupportedTaskError
 from transferkit.selection import ATC, MixVal, compare, get_criterion
-from transferkit.selection.atc import atc_threshold
+from transferkit.selection.atc import atc_terms, atc_threshold
 
 
 class Threshold:
@@ -37,15 +38,33 @@ def test_atc_threshold_leaves_as_many_source_rows_above_as_are_correct():
     rng = np.random.default_rng(0)
     conf = rng.random(1000)
     correct = rng.random(1000) < 0.73
-    t = atc_threshold(conf, correct)
-    assert np.mean(conf >= t) == pytest.approx(np.mean(correct), abs=1e-3)
-    assert atc_threshold(conf, np.zeros(1000, bool)) == np.inf
-    assert atc_threshold(conf, np.ones(1000, bool)) == conf.min()
+    t, w = atc_threshold(conf, correct)
+    assert atc_terms(conf, t, w).mean() == pytest.approx(np.mean(correct))
+    assert atc_threshold(conf, np.zeros(1000, bool))[0] == np.inf
+    assert atc_threshold(conf, np.ones(1000, bool)) == (conf.min(), 1.0)
+    # tied confidences (k-NN, trees, saturated probabilities) get partial credit at t
+    tied = np.repeat([0.6, 0.9], 50)
+    for n_right in (60, 30, 100):
+        t, w = atc_threshold(tied, np.arange(100) < n_right)
+        assert atc_terms(tied, t, w).mean() == pytest.approx(n_right / 100)
+
+
+@pytest.mark.parametrize("estimator", [LogisticRegression(), KNeighborsClassifier(5)])
+def test_atc_on_the_source_rows_themselves_is_their_accuracy(estimator):
+    """Scored with the held-out source rows as the 'target', ATC must return exactly the
+    accuracy it was calibrated to (k-NN: heavily tied confidences); string labels too."""
+    Xs, ys, Xt, _ = tk.datasets.make_covariate_shift(600, 300, shift=1.0, random_state=0)
+    ys = np.where(ys == 1, "pos", "neg")
+    Xa, Xv, ya, yv = train_test_split(Xs, ys, test_size=0.5, random_state=0)
+    m = tk.make("SourceOnly", estimator=estimator).fit(Xa, ya, Xt)
+    assert ATC().score(m, Xv, yv, Xv) == pytest.approx(m.score(Xv, yv))
+    terms = ATC().pointwise(m, Xv, yv, Xt)
+    assert terms.shape == (300,) and np.all((terms >= 0) & (terms <= 1))
 
 
 def test_atc_tracks_target_accuracy_better_than_source_validation():
     """Under covariate shift the target is easier than the source here (measured: source
-    validation misses by 0.11 on average, ATC by 0.05)."""
+    validation misses by 0.10 on average, ATC by 0.05)."""
     atc_err, src_err = [], []
     for shift in (1.0, 1.5, 2.0):
         for seed in (0, 1):
@@ -83,16 +102,20 @@ def test_mixval_prefers_the_boundary_between_the_target_clusters():
     assert s_const == pytest.approx(0.5)  # intra-cluster probes all pass, no inter ones
 
 
-def test_mixval_terms_average_the_intra_and_inter_cluster_accuracies():
+@pytest.mark.parametrize("at", [1.0, -0.5])
+def test_mixval_terms_average_the_intra_and_inter_cluster_accuracies(at):
     X = two_blobs(300, seed=1)
-    model = Threshold(1.0)
-    crit = MixVal(mix=0.6, n_repeats=1, random_state=3)
+    model = Threshold(at)
+    crit = MixVal(mix=0.6, n_repeats=2, random_state=3)
     terms = crit.pointwise(model, None, None, X)
-    partner = np.random.default_rng(3).permutation(len(X))
+    rng = np.random.default_rng(3)
+    partners = [rng.permutation(len(X)) for _ in range(2)]
     pseudo = model.predict(X)
-    hit = model.predict(0.6 * X + 0.4 * X[partner]) == pseudo
-    intra = pseudo[partner] == pseudo
-    assert terms.shape == (len(X),)
+    hit = np.stack([model.predict(0.6 * X + 0.4 * X[p]) == pseudo for p in partners])
+    intra = np.stack([pseudo[p] == pseudo for p in partners])
+    expected = (np.where(intra, hit, 0) / (2 * intra.mean())
+                + np.where(~intra, hit, 0) / (2 * (~intra).mean())).mean(axis=0)
+    np.testing.assert_allclose(terms, expected)
     assert terms.mean() == pytest.approx((hit[intra].mean() + hit[~intra].mean()) / 2)
     # the same partners for every model: terms are paired row by row, reproducibly
     np.testing.assert_array_equal(terms, crit.pointwise(model, None, None, X))
@@ -101,7 +124,8 @@ def test_mixval_terms_average_the_intra_and_inter_cluster_accuracies():
 def test_mixval_subsamples_and_checks_its_parameters():
     X = two_blobs(400)
     assert MixVal(max_samples=50).pointwise(Threshold(0.0), None, None, X).shape == (50,)
-    for bad in ({"mix": 0.5}, {"mix": 1.0}, {"n_repeats": 0}, {"max_samples": 1}):
+    for bad in ({"mix": 0.5}, {"mix": 1.0}, {"n_repeats": 0}, {"max_samples": 1},
+                {"random_state": None}):
         with pytest.raises(ParameterError):
             MixVal(**bad)
     with pytest.raises(InputError, match="at least 2"):
@@ -114,9 +138,14 @@ def test_both_are_registered_and_scored_by_compare():
     Xs, ys, Xt, yt = tk.datasets.make_covariate_shift(300, 300, shift=1.0, random_state=0)
     board = compare(["SourceOnly", "KMM"], Xs, ys, Xt, y_eval=yt, seeds=1, n_jobs=1,
                     progress=False, selection=["atc", "mixval"])
+    # the rows compare holds out for the criteria: its split of the source (first seed)
+    _, Xv, _, yv = train_test_split(Xs, ys, test_size=0.25, random_state=0, stratify=ys)
+    assert all("selection_error" not in r for r in board.results)
     for m in ("SourceOnly", "KMM"):
-        assert board.terms(m, "atc").shape == (300,)
-        assert 0.0 <= np.mean(board.terms(m, "mixval")) <= 1.0
+        model = board.models[m]  # the first seed's fit, the only seed here
+        np.testing.assert_allclose(board.terms(m, "atc"), ATC().pointwise(model, Xv, yv, Xt))
+        np.testing.assert_allclose(board.terms(m, "mixval"),
+                                   MixVal().pointwise(model, None, None, Xt))
     with pytest.raises(InputError, match="atc need held-out source rows"):
         compare(["SourceOnly"], Xs, ys, Xt, seeds=1, progress=False, selection=["atc"],
                 selection_holdout=0.0)

@@ -463,14 +463,17 @@ def _broadcast_parameters(module: nn.Module) -> None:
         dist.broadcast(t.data, src=0)
 
 
-#: Whether this process registered :func:`_at_exit` (once, on its first distributed fit).
-_EXIT_HOOK: dict[str, bool] = {"registered": False, "owns_group": False}
+#: Whether this process registered :func:`_at_exit` (once, on its first distributed fit),
+#: and the process group the Trainer created, if it did.
+_EXIT_HOOK: dict[str, Any] = {"registered": False, "group": None}
 
 
 def _at_exit() -> None:
     """Destroy the process group if the Trainer created it, then collect garbage.
 
-    The collection matters even when the user destroyed the group: objects of the group
+    The collection matters even when the user destroyed the group (before exit; a
+    destroy registered with ``atexit`` after the first fit runs after this hook, which
+    then does nothing useful but no harm): objects of the group
     left in reference cycles are otherwise freed during interpreter shutdown, where gloo's
     threads abort the process ("terminate called without an active exception", SIGABRT).
     Measured with the torchrun tests' script on a 2-core machine busy with other tests:
@@ -480,7 +483,9 @@ def _at_exit() -> None:
 
     import torch.distributed as dist
 
-    if _EXIT_HOOK["owns_group"] and dist.is_initialized():
+    # only the Trainer's own group: a user may have replaced it with theirs
+    if dist.is_initialized() and _EXIT_HOOK["group"] is not None \
+            and dist.group.WORLD is _EXIT_HOOK["group"]:
         dist.destroy_process_group()
     gc.collect()
 
@@ -500,5 +505,5 @@ def _process_group(world: int) -> Iterator[None]:
         # Keep the group for the rest of the process: destroying it and creating another
         # reuses the store's keys, and the next connect can hit the old, closed sockets.
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-        _EXIT_HOOK["owns_group"] = True
+        _EXIT_HOOK["group"] = dist.group.WORLD
     yield

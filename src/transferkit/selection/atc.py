@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import ParameterError
 from .criteria import SelectionCriterion, _check_data, _check_model, _entropy, _need_ys, _proba
 
-__all__ = ["ATC", "atc_threshold"]
+__all__ = ["ATC", "atc_threshold", "atc_terms"]
 
 _SCORES = ("negative_entropy", "max_confidence")
 
@@ -18,16 +18,25 @@ def _confidence(P: np.ndarray, score: str) -> np.ndarray:
     return -_entropy(P) if score == "negative_entropy" else P.max(axis=1)
 
 
-def atc_threshold(confidence: np.ndarray, correct: np.ndarray) -> float:
-    """The confidence ``t`` above which (``>= t``) as many held-out source rows lie as the
-    model classifies correctly: ``mean(confidence >= t) ≈ mean(correct)``.
+def atc_threshold(confidence: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
+    """The threshold ``t`` and the credit ``w`` of a row exactly at it such that, on the
+    held-out source rows, ``mean((conf > t) + w * (conf == t)) == mean(correct)``.
 
-    ``inf`` when nothing is correct (no target row then counts as correct).
+    Confidences tie often (k-NN, trees, saturated probabilities); counting every tied row
+    as confident would overstate the accuracy, so rows at ``t`` get partial credit.
+    ``(inf, 0)`` when nothing is correct.
     """
-    k = int(round(float(np.mean(correct)) * len(confidence)))
+    k = int(np.sum(correct))
     if k == 0:
-        return np.inf
-    return float(np.sort(confidence)[::-1][k - 1])
+        return np.inf, 0.0
+    t = float(np.sort(confidence)[::-1][k - 1])
+    above, at = int(np.sum(confidence > t)), int(np.sum(confidence == t))
+    return t, (k - above) / at
+
+
+def atc_terms(confidence: np.ndarray, t: float, w: float) -> np.ndarray:
+    """Per-row credit: 1 above ``t``, ``w`` at it, 0 below (see :func:`atc_threshold`)."""
+    return (confidence > t) + w * (confidence == t)
 
 
 class ATC(SelectionCriterion):
@@ -43,7 +52,8 @@ class ATC(SelectionCriterion):
               [\mathbb{1}\{s(f(x)) \ge t\}],
 
     with :math:`s` the negative entropy of the predicted probabilities (ATC-NE, the
-    paper's better variant) or their maximum. Unlike raw target confidence (``entropy``)
+    paper's better variant) or their maximum; rows tied at :math:`t` get the partial
+    credit that makes the source equation exact. Unlike raw target confidence (``entropy``)
     it is calibrated per model: a model that is as confident on the source rows it gets
     wrong as on those it gets right needs a high threshold, so its confident target
     predictions count for less. It still trusts a model that is confidently wrong on the
@@ -72,13 +82,12 @@ class ATC(SelectionCriterion):
 
     def pointwise(self, model: Any, Xs_val: Any, ys_val: Any, Xt: Any, *,
                   Xs_train: Any = None, ys_train: Any = None, yt: Any = None) -> np.ndarray:
-        """1 for each target row above the source-calibrated confidence threshold, else 0;
-        their mean is the estimated target accuracy (higher is better)."""
+        """1 for each target row above the source-calibrated confidence threshold, 0 below
+        (partial credit at it); their mean is the estimated target accuracy (higher is
+        better)."""
         _check_model(model, proba=True)
         Xs, ys, Xt_arr = _check_data(Xs_val, ys_val, Xt)
         ys = _need_ys(ys, self.name)
-        Ps = _proba(model, Xs)
-        classes = np.asarray(getattr(model, "classes_", np.arange(Ps.shape[1])))
-        correct = classes[Ps.argmax(axis=1)] == ys
-        t = atc_threshold(_confidence(Ps, self.score_name), correct)
-        return (_confidence(_proba(model, Xt_arr), self.score_name) >= t).astype(np.float64)
+        correct = np.asarray(model.predict(Xs)) == ys
+        t, w = atc_threshold(_confidence(_proba(model, Xs), self.score_name), correct)
+        return atc_terms(_confidence(_proba(model, Xt_arr), self.score_name), t, w)

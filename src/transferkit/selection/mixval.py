@@ -41,6 +41,8 @@ class MixVal(SelectionCriterion):
     max_samples : int, default=5000
         Larger targets are subsampled (with ``random_state``).
     random_state : int, default=0
+        Seeds the partners (and the subsample); an integer, so that every model is probed
+        with the same pairs.
 
     References
     ----------
@@ -59,13 +61,17 @@ class MixVal(SelectionCriterion):
         for name, value, low in (("n_repeats", n_repeats, 1), ("max_samples", max_samples, 2)):
             if not (isinstance(value, (int, np.integer)) and value >= low):
                 raise ParameterError(f"{name} must be an integer >= {low}; got {value!r}.")
+        if not isinstance(random_state, (int, np.integer)):
+            raise ParameterError(f"random_state must be an integer (every model must see the "
+                                 f"same mixed pairs); got {random_state!r}.")
         self.mix = float(mix)
         self.n_repeats = int(n_repeats)
         self.max_samples = int(max_samples)
         self.random_state = random_state
 
     def __repr__(self) -> str:
-        return f"MixVal(mix={self.mix}, n_repeats={self.n_repeats})"
+        return (f"MixVal(mix={self.mix}, n_repeats={self.n_repeats}, "
+                f"max_samples={self.max_samples}, random_state={self.random_state})")
 
     def pointwise(self, model: Any, Xs_val: Any, ys_val: Any, Xt: Any, *,
                   Xs_train: Any = None, ys_train: Any = None, yt: Any = None) -> np.ndarray:
