@@ -20,9 +20,6 @@ from ..nn.trainer import SCHEDULES, Trainer, resolve_device
 from ..registry import register
 
 STRATEGIES = ("feature_extraction", "full", "partial")
-#: Trainer arguments FineTune sets from its own parameters (not from trainer_params).
-_OWN_TRAINER_ARGS = frozenset({"epochs", "batch_size", "optimizer", "lr", "weight_decay",
-                               "device", "progress", "random_state"})
 
 
 def split_blocks(backbone: nn.Module) -> list[nn.Module]:
@@ -324,8 +321,7 @@ class FineTune(TransferEstimator):
                                  f"'linear'; got {self.lr_schedule!r}.")
         # Checked here, before any backbone runs: a pretrained one's frozen blocks may take
         # minutes before the first Trainer is built.
-        own = _OWN_TRAINER_ARGS | ({"lr_schedule"} if self.lr_schedule is not None else set())
-        twice = sorted(own & set(self.trainer_params or {}))
+        twice = sorted(set(self._own_trainer_args(0, 1)) & set(self.trainer_params or {}))
         if twice:
             raise ParameterError(f"trainer_params sets {twice}, which FineTune sets itself; "
                                  "pass them as FineTune's own parameters.")
@@ -334,14 +330,19 @@ class FineTune(TransferEstimator):
         if self.source_epochs != "auto" and int(self.source_epochs) < 0:
             raise ParameterError("source_epochs must be 'auto' or >= 0.")
 
-    def _trainer(self, seed: int, epochs: int, **extra: Any) -> Trainer:
+    def _own_trainer_args(self, seed: int, epochs: int) -> dict[str, Any]:
+        """The Trainer arguments FineTune sets from its own parameters (trainer_params
+        must not repeat them: :meth:`_check_params`)."""
         own = {"epochs": epochs, "batch_size": self.batch_size, "optimizer": self.optimizer,
                "lr": self.lr, "weight_decay": self.weight_decay, "device": self.device,
                "progress": bool(self.verbose), "random_state": seed}
         if self.lr_schedule is not None:
             own["lr_schedule"] = self.lr_schedule
-        # _check_params has refused trainer_params that repeat these keys.
-        return Trainer(**own, **{**(self.trainer_params or {}), **extra})
+        return own
+
+    def _trainer(self, seed: int, epochs: int, **extra: Any) -> Trainer:
+        return Trainer(**self._own_trainer_args(seed, epochs),
+                       **{**(self.trainer_params or {}), **extra})
 
     # ------------------------------------------------------------------ networks
     def _make_backbone(self, n_in: int) -> tuple[_Backbone, bool]:
