@@ -2,6 +2,7 @@
 
     python benchmarks/bench_selection.py [--suite design|heldout|fresh|fourth] [--seeds 3]
                                          [--problems moons20,digits_rot,...] [--reuse]
+    python benchmarks/bench_selection.py --summary   # totals over every saved suite
 
 Each problem is compared with ``transferkit.compare(..., selection=[every criterion])``:
 every candidate is fitted on 75% of the source (seeds 0..n-1), scored by each label-free
@@ -15,6 +16,8 @@ and to source-only ("never more than 1 point below"). Rules:
   standard error allows at 95% (otherwise SourceOnly): ``Leaderboard.selected``;
 - ``auto``: what ``transferkit run`` uses (:func:`transferkit.selection.choose`);
   ``auto_g0.5`` the same with a guard of 0.5 standard errors (see :data:`FOURTH`);
+  ``cautious`` with ``guard_se=-1`` (a candidate must also be clearly better on reverse
+  validation: ``transferkit run --cautious``);
 - ``agree``: switch from SourceOnly only to a candidate more than one paired standard
   error better on both reverse validation and ensemble entropy, and not worse by more
   than one on either (the safest combination tried; it rarely switches);
@@ -44,6 +47,7 @@ from sklearn.linear_model import LogisticRegression
 import transferkit as tk
 from transferkit.pipeline import seed_method_params
 from transferkit.selection import choose
+from transferkit.selection.choice import CAUTIOUS_GUARD_SE
 from transferkit.selection.compare import Leaderboard, compare
 from transferkit.selection.criteria import paired_choice
 
@@ -151,6 +155,7 @@ def rules(board: Leaderboard) -> dict[str, str | None]:
             out[c + "+safe"] = board.selected(c)
     out["auto"] = choose(board).method
     out["auto_g0.5"] = choose(board, guard_se=0.5).method
+    out["cautious"] = choose(board, guard_se=CAUTIOUS_GUARD_SE).method
     out["agree"] = agree(board, ("reverse", "ensemble_entropy"))
     out["ensv"] = ensv(board)
     out["rank"] = mean_rank(board, ("reverse", "atc", "mixval"))
@@ -239,11 +244,15 @@ def main() -> None:
                    help="random_state of MixVal's partners (its score moves with them)")
     p.add_argument("--reuse", action="store_true",
                    help="re-evaluate the rules on the saved leaderboards, fitting nothing")
+    p.add_argument("--summary", action="store_true",
+                   help="totals per rule over every suite whose leaderboards are saved")
     args = p.parse_args()
+    if args.summary:
+        return summary()
     suite = SUITES[args.suite]
     tag = "" if args.suite == "design" else "_" + args.suite
     args.json = args.json or f"benchmarks/out/selection{tag}.json"
-    args.boards = args.boards or f"benchmarks/out/selection_boards{tag}.pkl"
+    args.boards = args.boards or str(_boards_path(args.suite))
     args.problems = args.problems or ",".join(suite)
     tk.methods()  # registers every family
     print(f"# {platform.processor() or platform.machine()}; seeds 0..{args.seeds - 1}; "
@@ -286,12 +295,45 @@ def main() -> None:
                                           indent=1))
 
 
+def _boards_path(suite: str) -> Path:
+    return Path(f"benchmarks/out/selection_boards{'' if suite == 'design' else '_' + suite}.pkl")
+
+
+def outcome(board: Leaderboard, method: str | None) -> tuple[float, float, float]:
+    """Target accuracy of ``method``, of the best candidate and of SourceOnly."""
+    acc = {r["method"]: r[board.score_key] for r in board.rows
+           if r[board.score_key] is not None}
+    return acc.get(method, float("nan")), max(acc.values()), acc["SourceOnly"]
+
+
+def summary() -> None:
+    """Per rule, over every saved suite: problems within 2 points of the best, not more
+    than 1 point below SourceOnly, the mean gain over SourceOnly and the worst loss."""
+    tally: dict[str, list[tuple[str, float, float, float]]] = {}
+    suites = [s for s in SUITES if _boards_path(s).exists()]
+    for suite in suites:
+        for board in pickle.loads(_boards_path(suite).read_bytes()).values():
+            for rule, method in rules(board).items():
+                tally.setdefault(rule, []).append((suite, *outcome(board, method)))
+    print(f"{'rule':22s} " + " ".join(f"{s:>9s}" for s in suites)
+          + "   within 2 pts   ≥ SO − 1 pt   mean vs SO   worst vs SO")
+    for rule, rows in tally.items():
+        per = " ".join(f"{sum(a >= b - 0.02 for t, a, b, _ in rows if t == s)}/"
+                       f"{sum(a >= so - 0.01 for t, a, _, so in rows if t == s):<3d}".rjust(9)
+                       for s in suites)
+        gain = [a - so for _, a, _, so in rows]
+        print(f"{rule:22s} {per}   {sum(a >= b - 0.02 for _, a, b, _ in rows):>5d}/{len(rows):<5d}"
+              f"    {sum(a >= so - 0.01 for _, a, _, so in rows):>5d}/{len(rows):<5d}"
+              f"   {np.mean(gain):+10.3f}   {min(gain):+11.3f}")
+    print("(per suite: within 2 pts / not more than 1 pt below SourceOnly)")
+
+
 def table(picks: dict[str, dict[str, str | None]], acc: dict[str, dict[str, float]],
           reach: dict[str, bool]) -> None:
     names = list(picks)
     rule_names = list(next(iter(picks.values())))
     print(f"\n{'rule':14s} " + " ".join(f"{n[:12]:>12s}" for n in names)
-          + "  within 2 pts  ≥ SO − 1 pt")
+          + "  within 2 pts  ≥ SO − 1 pt  mean vs SO  worst vs SO")
     best = {n: max(acc[n].values()) for n in names}
     so = {n: acc[n]["SourceOnly"] for n in names}
     print(f"{'(best)':14s} " + " ".join(f"{best[n]:12.3f}" for n in names))
@@ -303,8 +345,10 @@ def table(picks: dict[str, dict[str, str | None]], acc: dict[str, dict[str, floa
         got = {n: acc[n].get(picks[n][r], float("nan")) for n in names}
         near = sum(got[n] >= best[n] - 0.02 for n in names)
         safe = sum(got[n] >= so[n] - 0.01 for n in names)
+        gain = [got[n] - so[n] for n in names]
         print(f"{r:14s} " + " ".join(f"{got[n]:12.3f}" for n in names)
-              + f"  {near:>5d}/{len(names):<5d}  {safe:>5d}/{len(names)}")
+              + f"  {near:>5d}/{len(names):<5d}  {safe:>5d}/{len(names):<5d}"
+              f"  {np.mean(gain):+10.3f}  {min(gain):+11.3f}")
 
 
 if __name__ == "__main__":

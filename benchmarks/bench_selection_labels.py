@@ -2,16 +2,16 @@
 
     python benchmarks/bench_selection_labels.py [--labels 10,20,50,100] [--draws 200]
 
-For every problem of the three selection suites (``bench_selection.py --suite design``,
-``heldout``, ``fresh`` must have run: their saved leaderboards are read, nothing is
-fitted), draw ``k`` target rows at random, as if a person had labelled them, and choose
+For every problem of the four selection suites (``bench_selection.py --suite design``,
+``heldout``, ``fresh``, ``fourth`` must have run: their saved leaderboards are read,
+nothing is fitted), draw ``k`` target rows at random, as if a person had labelled them, and choose
 among the already fitted candidates by their accuracy on those rows, leaving SourceOnly
 only when a candidate is ahead by more than its paired standard error allows at 95%
 (:func:`transferkit.selection.paired_choice`, what ``target_cv`` feeds ``choose``). The
 labels only choose: no candidate trains on them. The table shows, averaged over
 ``draws`` draws, on how many problems of each suite the choice is within 2 points of the
 best candidate and not more than 1 point below SourceOnly (accuracy on all target rows,
-as in ``bench_selection.py``), beside the label-free ``auto`` rule.
+as in ``bench_selection.py``), beside the label-free ``auto`` and ``cautious`` rules.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from transferkit.selection import choose, paired_choice
+from transferkit.selection.choice import CAUTIOUS_GUARD_SE
 
 SUITES = {"design": "selection_boards.pkl", "heldout": "selection_boards_heldout.pkl",
-          "fresh": "selection_boards_fresh.pkl"}
+          "fresh": "selection_boards_fresh.pkl", "fourth": "selection_boards_fourth.pkl"}
 
 
 def figures(board) -> dict[str, tuple[bool, bool]]:
@@ -43,24 +44,28 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/out", help="where the boards are")
     args = p.parse_args()
     ks = [int(k) for k in args.labels.split(",")]
-    rng = np.random.default_rng(0)
     print(f"# {args.draws} draws of k labelled target rows per problem; mean number of "
           "problems within 2 points of the best / not below SourceOnly − 1 point")
     header = f"{'rule':10s}" + "".join(f"{s:>22s}" for s in SUITES)
     print(header)
     boards = {s: pickle.loads((Path(args.out) / f).read_bytes()) for s, f in SUITES.items()}
-    # per suite, per problem: the figures of each method and its per-row target accuracy
+    # per suite, per problem: the figures of each method, its per-row target accuracy and
+    # the label-free picks
     prepared = {s: [(figures(b), {m: t for m in b.candidates
-                                  if (t := b.terms(m, "eval")) is not None}, choose(b).method)
+                                  if (t := b.terms(m, "eval")) is not None},
+                     {"auto": choose(b).method,
+                      "cautious": choose(b, guard_se=CAUTIOUS_GUARD_SE).method})
                     for b in bs.values()] for s, bs in boards.items()}
-    line = f"{'auto':10s}"
-    for probs in prepared.values():
-        got = np.array([figs[auto] for figs, _, auto in probs])
-        line += f"{f'{got[:, 0].sum()}/{len(probs)}, {got[:, 1].sum()}/{len(probs)}':>22s}"
-    print(line)
+    for rule in ("auto", "cautious"):
+        line = f"{rule:10s}"
+        for probs in prepared.values():
+            got = np.array([figs[picks[rule]] for figs, _, picks in probs])
+            line += f"{f'{got[:, 0].sum()}/{len(probs)}, {got[:, 1].sum()}/{len(probs)}':>22s}"
+        print(line)
     for k in ks:
         line = f"{f'{k} labels':10s}"
-        for probs in prepared.values():
+        for i, probs in enumerate(prepared.values()):
+            rng = np.random.default_rng([k, i])  # a suite's draws do not depend on the others
             near = safe = 0.0
             for figs, terms, _ in probs:
                 n = len(next(iter(terms.values())))

@@ -14,7 +14,7 @@ import pytest
 import transferkit as tk
 from transferkit import errors
 from transferkit.cli import main
-from transferkit.pipeline import run
+from transferkit.pipeline import execute, run
 
 SUMMARY_METHOD_KEYS = {"target_accuracy_mean", "target_accuracy_std", "fit_seconds", "n_seeds",
                        "error", "selection_scores"}
@@ -82,7 +82,7 @@ def test_run_writes_summary_report_and_pngs(tables, tmp_path):
     assert {"task", "data", "methods", "best_method", "improvement_over_source_only",
             "skipped", "verdict", "selected_method", "diagnostics"} <= set(summary)
     assert summary["verdict"]["headline"] in proc.stdout
-    assert summary["task"] == "classification"
+    assert summary["task"] == "classification" and summary["selection_rule"] == "default"
     data = summary["data"]
     assert (data["n_source"], data["n_target"], data["n_features"]) == (200, 200, 2)
     assert data["source"].endswith("source.csv") and data["target"].endswith("target.csv")
@@ -185,6 +185,24 @@ def test_pipeline_semi_supervised_and_method_filter(tables, tmp_path):
                 progress=False)
     assert set(again["methods"]) == {"SourceOnly"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_run_cautious_chooses_with_the_cautious_rule(tables, tmp_path, capsys):
+    from transferkit.selection import choose
+    from transferkit.selection.choice import CAUTIOUS_GUARD_SE
+
+    proc = in_process(capsys, "run", "--source", str(tables / "source.csv"), "--target",
+                      str(tables / "target.csv"), "--label", "y", "--estimator", "linear",
+                      "--methods", "KMM,CORAL", "--seeds", "2", "--jobs", "1",
+                      "--output", str(tmp_path / "r"), "--quiet", "--cautious")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["selection_rule"] == "cautious"
+    res = execute(tmp_path / "again", tables / "source.csv", tables / "target.csv", "y",
+                  methods=["KMM", "CORAL"], seeds=2, estimator="linear", n_jobs=1,
+                  progress=False, cautious=True)
+    assert res.summary["selected_method"] == summary["selected_method"] == choose(
+        res.leaderboard, guard_se=CAUTIOUS_GUARD_SE).method
 
 
 def test_pipeline_errors():

@@ -93,7 +93,55 @@ def test_reverse_validation_guard_removes_a_confident_but_wrong_candidate():
     assert choice.criterion == "entropy" and "Reverse validation" in choice.reasons[0]
     assert choose(board, guard_se=np.inf).method == "Confident"  # the guard decides it
     with pytest.raises(tk.errors.ParameterError, match="guard_se"):
-        choose(board, guard_se=-1)
+        choose(board, guard_se=np.nan)
+
+
+def _reverse_entropy_board(spec: dict[str, tuple[np.ndarray, float]], n: int, rng,
+                           criteria=("reverse", "entropy")):
+    from transferkit.selection import Leaderboard
+
+    results = [{"method": m, "seed": 0, "score": 0.5, "error": None,
+                "eval_terms": np.full(n, 0.5),
+                "selection_terms": {c: (rev if c == "reverse" else rng.normal(ent, 0.05, n))
+                                    for c in criteria},
+                "selection_scores": {}} for m, (rev, ent) in spec.items()]
+    rows = [{"method": m, "target_accuracy_mean": 0.5} for m in spec]
+    return Leaderboard("classification", rows, results, {}, n_eval=n, seeds=[0],
+                       selection=list(criteria),
+                       criteria={c: c == "reverse" for c in criteria})
+
+
+def test_cautious_rule_switches_only_on_reverse_evidence_too():
+    """"Same" is more confident than source-only but no better on reverse validation:
+    the default rule takes it, the cautious one does not; "Better" is clearly better on
+    both and the cautious rule takes it."""
+    from transferkit.selection.choice import CAUTIOUS_GUARD_SE
+
+    rng = np.random.default_rng(1)
+    n = 300
+    so_rev = (rng.random(n) < 0.8).astype(float)
+    better_rev = np.maximum(so_rev, (rng.random(n) < 0.5).astype(float))  # ~10 points up
+    spec = {"SourceOnly": (so_rev, 0.60), "Same": (so_rev, 0.20)}
+    board = _reverse_entropy_board(spec, n, rng)
+    assert choose(board).method == "Same"
+    cautious = choose(board, guard_se=CAUTIOUS_GUARD_SE)
+    assert cautious.method == "SourceOnly" and list(cautious.excluded) == ["Same"]
+    assert "cautious rule" in cautious.reasons[0]
+
+    board = _reverse_entropy_board({**spec, "Better": (better_rev, 0.30)}, n, rng)
+    cautious = choose(board, guard_se=CAUTIOUS_GUARD_SE)
+    assert cautious.method == "Better" and list(cautious.excluded) == ["Same"]
+    assert choose(board).method == "Same"  # the default rule ranks on entropy alone
+
+
+def test_cautious_rule_keeps_the_reference_when_reverse_validation_is_missing():
+    rng = np.random.default_rng(2)
+    n = 200
+    spec = {"SourceOnly": (None, 0.60), "Confident": (None, 0.10)}
+    board = _reverse_entropy_board(spec, n, rng, criteria=("entropy",))
+    assert choose(board).method == "Confident"  # no guard without reverse validation
+    cautious = choose(board, guard_se=-1.0)
+    assert cautious.method == "SourceOnly" and "could not score" in cautious.reasons[0]
 
 
 # --------------------------------------------------------------------------- the three cases

@@ -66,6 +66,10 @@ def run(
         min=0.0, max=1.0,
         help="Fraction of labelled target rows given to the methods for training.")] = 0.0,
     jobs: Annotated[int | None, typer.Option(help="Parallel fits (default: CPUs).")] = None,
+    cautious: Annotated[bool, typer.Option(
+        "--cautious",
+        help="Leave source-only only for a method clearly better on two label-free "
+             "criteria (safer without target labels, less gain on average).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Compare the methods that fit the data and write an HTML report.
@@ -78,7 +82,7 @@ def run(
     result = execute(output, source, target, label, methods=names, seeds=seeds,
                      estimator=estimator, target_train_fraction=target_train_fraction,
                      n_jobs=jobs, progress=not quiet, text_column=text_column,
-                     encoder=encoder)
+                     encoder=encoder, cautious=cautious)
     summary = result.summary
     _echo(str(result.leaderboard))
     _echo("")

