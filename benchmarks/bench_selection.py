@@ -184,12 +184,7 @@ def ensv(board: Leaderboard) -> str:
     """EnsV (Hu, Luo, Liang and Foo, NeurIPS 2024): the candidate whose seed-averaged
     target predictions agree most often with the argmax of every candidate's averaged
     probabilities (the ensemble as pseudo-labels; it cannot pick the worst candidate)."""
-    probas = {}
-    for m in board.candidates:
-        ps = [r["target_proba"] for r in board.results if r["method"] == m
-              and r["error"] is None and r.get("target_proba") is not None]
-        if ps:
-            probas[m] = np.mean(ps, axis=0, dtype=np.float64)
+    probas = {m: p for m in board.candidates if (p := board.mean_target_proba(m)) is not None}
     if not probas:
         return "SourceOnly"
     pseudo = np.mean(list(probas.values()), axis=0).argmax(1)

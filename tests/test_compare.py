@@ -219,6 +219,28 @@ def test_label_free_selection_avoids_the_method_that_breaks_the_target(criterion
     assert board.to_dict()["selected"] == picked
 
 
+def test_ensemble_entropy_is_the_entropy_of_the_seed_averaged_predictions(moons):
+    """A network's seeds disagree on the target: the seed ensemble is less confident than
+    its members on average, and its entropy is what choose() ranks by."""
+    from sklearn.neural_network import MLPClassifier
+
+    net = MLPClassifier((16,), max_iter=300)  # seeded per run: the seeds differ
+    board = _compare(moons, ["SourceOnly"], estimator=net, seeds=(0, 1, 2), n_jobs=1,
+                     selection="entropy")
+    probas = [r["target_proba"] for r in board.results]
+    mean = board.mean_target_proba("SourceOnly")
+    np.testing.assert_allclose(mean, np.mean(probas, axis=0), rtol=1e-6)
+    ens = board.terms("SourceOnly", "ensemble_entropy")
+    np.testing.assert_allclose(ens, -np.sum(mean * np.log(mean), axis=1), rtol=1e-6)
+    members = np.mean([-np.sum(p * np.log(p), axis=1) for p in probas], axis=0)
+    assert np.all(ens >= members - 1e-6) and ens.mean() > members.mean()  # concavity
+    assert board.criteria["ensemble_entropy"] is False  # lower is better
+    assert board.mean_target_proba("SourceOnly", min_seeds=4) is None
+    one = _compare(moons, ["SourceOnly"], seeds=(0,), n_jobs=1, selection="entropy")
+    assert one.terms("SourceOnly", "ensemble_entropy") is None  # needs two seeds
+    assert one.mean_target_proba("SourceOnly") is None and "ensemble_entropy" not in one.criteria
+
+
 def test_selection_holdout_is_checked():
     Xs, ys, Xt, yt = tk.datasets.make_covariate_shift(random_state=0)
     with pytest.raises(tk.errors.InputError, match="selection_holdout"):

@@ -148,16 +148,25 @@ class Leaderboard:
         uncertainty: confident *and* reproducible predictions score low; Lakshminarayanan
         et al., 2017). Every method is scored on the same rows, so two methods' terms
         pair row by row. None when there are none."""
-        rows = [r for r in self.results if r["method"] == method and r["error"] is None]
         if kind == ENSEMBLE_ENTROPY:
-            probas = [r["target_proba"] for r in rows if r.get("target_proba") is not None]
-            if len(probas) < 2 or len({p.shape for p in probas}) != 1:
-                return None
-            return _entropy(np.mean(probas, axis=0, dtype=np.float64))
+            proba = self.mean_target_proba(method, min_seeds=2)
+            return None if proba is None else _entropy(proba)
+        rows = [r for r in self.results if r["method"] == method and r["error"] is None]
         arrays = [r["eval_terms"] if kind == "eval" else r["selection_terms"].get(kind)
                   for r in rows]
         arrays = [a for a in arrays if a is not None]
         return np.mean(arrays, axis=0) if arrays else None
+
+    def mean_target_proba(self, method: str, min_seeds: int = 1) -> np.ndarray | None:
+        """``method``'s target class probabilities averaged over its successful seeds
+        (the seed ensemble's prediction), or None with fewer than ``min_seeds`` of them.
+        ``compare`` keeps them for classification scored with selection criteria over two
+        or more seeds."""
+        probas = [r["target_proba"] for r in self.results if r["method"] == method
+                  and r["error"] is None and r.get("target_proba") is not None]
+        if len(probas) < max(min_seeds, 1) or len({p.shape for p in probas}) != 1:
+            return None
+        return np.mean(probas, axis=0, dtype=np.float64)
 
     def selected(self, criterion: str | None = None, *, reference: str | None = "SourceOnly",
                  confidence: float = 0.95) -> str | None:
