@@ -198,6 +198,9 @@ def test_run_cautious_chooses_with_the_cautious_rule(tables, tmp_path, capsys):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["selection_rule"] == "cautious"
+    # both candidates fail the cautious guard here (the default rule's guard keeps them)
+    assert "cautious rule" in " ".join(summary["selection_reasons"])
+    assert "Cautious rule" in summary["selection"]
     res = execute(tmp_path / "again", tables / "source.csv", tables / "target.csv", "y",
                   methods=["KMM", "CORAL"], seeds=2, estimator="linear", n_jobs=1,
                   progress=False, cautious=True)

@@ -96,14 +96,20 @@ def test_reverse_validation_guard_removes_a_confident_but_wrong_candidate():
         choose(board, guard_se=np.nan)
 
 
-def _reverse_entropy_board(spec: dict[str, tuple[np.ndarray, float]], n: int, rng,
+def _reverse_entropy_board(spec: dict[str, tuple[np.ndarray | None, float]], n: int, rng,
                            criteria=("reverse", "entropy")):
+    """A leaderboard whose candidates have the given reverse-validation terms (None: not
+    scored) and target entropies around the given level."""
     from transferkit.selection import Leaderboard
 
+    def terms(rev, ent):
+        out = {"entropy": rng.normal(ent, 0.05, n)}
+        if "reverse" in criteria and rev is not None:
+            out["reverse"] = rev
+        return out
+
     results = [{"method": m, "seed": 0, "score": 0.5, "error": None,
-                "eval_terms": np.full(n, 0.5),
-                "selection_terms": {c: (rev if c == "reverse" else rng.normal(ent, 0.05, n))
-                                    for c in criteria},
+                "eval_terms": np.full(n, 0.5), "selection_terms": terms(rev, ent),
                 "selection_scores": {}} for m, (rev, ent) in spec.items()]
     rows = [{"method": m, "target_accuracy_mean": 0.5} for m in spec]
     return Leaderboard("classification", rows, results, {}, n_eval=n, seeds=[0],
@@ -111,27 +117,51 @@ def _reverse_entropy_board(spec: dict[str, tuple[np.ndarray, float]], n: int, rn
                        criteria={c: c == "reverse" for c in criteria})
 
 
+def _moved(base: np.ndarray, up: int, down: int = 0) -> np.ndarray:
+    """``base`` with ``up`` wrong rows made right and ``down`` right rows made wrong: a
+    paired advantage of (up − down) / n at about sqrt(up + down) / n standard error."""
+    out = base.copy()
+    out[np.flatnonzero(base == 0)[:up]] = 1.0
+    out[np.flatnonzero(base == 1)[:down]] = 0.0
+    return out
+
+
 def test_cautious_rule_switches_only_on_reverse_evidence_too():
     """"Same" is more confident than source-only but no better on reverse validation:
-    the default rule takes it, the cautious one does not; "Better" is clearly better on
-    both and the cautious rule takes it."""
-    from transferkit.selection.choice import CAUTIOUS_GUARD_SE
+    the default rule takes it, the cautious one does not. A candidate must lead on
+    reverse validation by more than one paired standard error: 2 rows up and 1 down in
+    400 (z ≈ 0.6) is not enough, 4 up (z ≈ 2) is; one without a reverse score has no
+    evidence."""
+    from transferkit.selection import CAUTIOUS_GUARD_SE
 
     rng = np.random.default_rng(1)
-    n = 300
+    n = 400
     so_rev = (rng.random(n) < 0.8).astype(float)
-    better_rev = np.maximum(so_rev, (rng.random(n) < 0.5).astype(float))  # ~10 points up
     spec = {"SourceOnly": (so_rev, 0.60), "Same": (so_rev, 0.20)}
     board = _reverse_entropy_board(spec, n, rng)
-    assert choose(board).method == "Same"
+    assert choose(board).method == "Same" and choose(board).rule == "default"
     cautious = choose(board, guard_se=CAUTIOUS_GUARD_SE)
     assert cautious.method == "SourceOnly" and list(cautious.excluded) == ["Same"]
-    assert "cautious rule" in cautious.reasons[0]
+    assert cautious.rule == "cautious" and "cautious rule" in cautious.reasons[0]
 
-    board = _reverse_entropy_board({**spec, "Better": (better_rev, 0.30)}, n, rng)
+    spec.update({"Barely": (_moved(so_rev, 2, 1), 0.25), "Clearly": (_moved(so_rev, 4), 0.30),
+                 "Unscored": (None, 0.10)})
+    board = _reverse_entropy_board(spec, n, rng)
     cautious = choose(board, guard_se=CAUTIOUS_GUARD_SE)
-    assert cautious.method == "Better" and list(cautious.excluded) == ["Same"]
-    assert choose(board).method == "Same"  # the default rule ranks on entropy alone
+    assert set(cautious.excluded) == {"Same", "Barely", "Unscored"}
+    assert cautious.method == "Clearly"
+    assert choose(board).method == "Unscored"  # the default guard has nothing against it
+    assert choose(board, guard_se=-2.5).method == "SourceOnly"  # 4 rows: z = 2 < 2.5
+    assert choose(board, guard_se=-np.inf).method == "SourceOnly"
+
+    # Without target labels the verdict cannot measure the switch: it points a default
+    # choice to the cautious rule, and does not repeat that to a cautious one.
+    board.n_eval = 0
+    hint = "run --cautious"
+    default = judge(board, choose(board))
+    assert not default.verified and any(hint in r for r in default.reasons)
+    cautious = judge(board, choose(board, guard_se=CAUTIOUS_GUARD_SE))
+    assert cautious.use == "Clearly" and not any(hint in r for r in cautious.reasons)
 
 
 def test_cautious_rule_keeps_the_reference_when_reverse_validation_is_missing():
@@ -141,7 +171,24 @@ def test_cautious_rule_keeps_the_reference_when_reverse_validation_is_missing():
     board = _reverse_entropy_board(spec, n, rng, criteria=("entropy",))
     assert choose(board).method == "Confident"  # no guard without reverse validation
     cautious = choose(board, guard_se=-1.0)
-    assert cautious.method == "SourceOnly" and "could not score" in cautious.reasons[0]
+    assert cautious.method == "SourceOnly" and "not available" in cautious.reasons[0]
+
+
+def test_choose_without_a_working_reference_says_so():
+    """Source-only failed on every seed: neither rule may return it, and the default one
+    used to fail on the missing comparison."""
+    rng = np.random.default_rng(3)
+    n = 200
+    so_rev = (rng.random(n) < 0.8).astype(float)
+    board = _reverse_entropy_board({"SourceOnly": (so_rev, 0.6), "A": (so_rev, 0.3),
+                                    "B": (so_rev, 0.5)}, n, rng)
+    for r in board.results:
+        if r["method"] == "SourceOnly":
+            r["error"] = "boom"
+    for guard in (1.0, -1.0):
+        choice = choose(board, guard_se=guard)
+        assert choice.method == "A"
+        assert "no working reference" in choice.reasons[0]
 
 
 # --------------------------------------------------------------------------- the three cases

@@ -69,7 +69,8 @@ def run(
     cautious: Annotated[bool, typer.Option(
         "--cautious",
         help="Leave source-only only for a method clearly better on two label-free "
-             "criteria (safer without target labels, less gain on average).")] = False,
+             "criteria (safer without target labels, less gain on average; with "
+             "--target-train-fraction the labels choose instead).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Compare the methods that fit the data and write an HTML report.

@@ -5,7 +5,7 @@ few (target cross-validation), choose one (:func:`choose`) and judge whether tra
 helped (:func:`judge`)."""
 
 from .atc import ATC
-from .choice import AUTO_CRITERIA, Choice, choose
+from .choice import AUTO_CRITERIA, CAUTIOUS_GUARD_SE, Choice, choose
 from .compare import Leaderboard, compare
 from .criteria import (
     CRITERIA,
@@ -28,4 +28,4 @@ CRITERIA.update({ATC.name: ATC, MixVal.name: MixVal})
 __all__ = ["compare", "Leaderboard", "select", "get_criterion", "SelectionCriterion", "IWCV",
            "DEV", "ReverseValidation", "PredictionEntropy", "SoftNeighborhoodDensity",
            "TargetCV", "ATC", "MixVal", "CRITERIA", "paired_choice", "choose", "Choice",
-           "AUTO_CRITERIA", "judge", "Verdict", "paired_difference"]
+           "AUTO_CRITERIA", "CAUTIOUS_GUARD_SE", "judge", "Verdict", "paired_difference"]

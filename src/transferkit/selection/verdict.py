@@ -145,9 +145,12 @@ def judge(board: Leaderboard, choice: Choice, shift: dict[str, Any] | None = Non
                            "enough (a change in the labelling rule itself cannot be seen "
                            "without target labels).", reasons, False, selected, evidence)
         if selected != reference:
-            reasons.append("A label-free choice is sometimes worse than source-only (see "
-                           "docs/benchmarks.md); transferkit run --cautious switches only "
-                           "on two kinds of evidence, which is safer.")
+            if choice.rule != "cautious":
+                reasons.append("A label-free choice is sometimes worse than source-only "
+                               "(see docs/benchmarks.md); the cautious rule (transferkit "
+                               "run --cautious, or choose(board, guard_se="
+                               "CAUTIOUS_GUARD_SE)) switches only on two kinds of "
+                               "evidence, which is safer.")
             return Verdict("transfer_helps", selected, f"Transfer is expected to help: use "
                            f"{selected} (chosen without target labels; unverified).",
                            reasons, False, selected, evidence)
