@@ -2,16 +2,17 @@
 
     python benchmarks/bench_selection_labels.py [--labels 10,20,50,100] [--draws 200]
 
-For every problem of the four selection suites (``bench_selection.py --suite design``,
-``heldout``, ``fresh``, ``fourth`` must have run: their saved leaderboards are read,
-nothing is fitted), draw ``k`` target rows at random, as if a person had labelled them, and choose
-among the already fitted candidates by their accuracy on those rows, leaving SourceOnly
-only when a candidate is ahead by more than its paired standard error allows at 95%
-(:func:`transferkit.selection.paired_choice`, what ``target_cv`` feeds ``choose``). The
-labels only choose: no candidate trains on them. The table shows, averaged over
-``draws`` draws, on how many problems of each suite the choice is within 2 points of the
-best candidate and not more than 1 point below SourceOnly (accuracy on all target rows,
-as in ``bench_selection.py``), beside the label-free ``auto`` and ``cautious`` rules.
+For every problem of the five selection suites (``bench_selection.py --suite design``,
+``heldout``, ``fresh``, ``fourth``, ``fifth`` must have run: their saved leaderboards
+are read, nothing is fitted), draw ``k`` target rows at random, as if a person had
+labelled them, and choose among the already fitted candidates by their accuracy on those
+rows, leaving SourceOnly only when a candidate is ahead by more than its paired standard
+error allows at 95% (:func:`transferkit.selection.paired_choice`, what ``target_cv``
+feeds ``choose``). The labels only choose: no candidate trains on them. The table shows,
+averaged over ``draws`` draws, on how many problems of each suite the choice is within 2
+points of the best candidate and not more than 1 point below SourceOnly (accuracy on all
+target rows, as in ``bench_selection.py``), beside the label-free ``auto`` and
+``cautious`` rules.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from transferkit.selection import choose, paired_choice
 from transferkit.selection.choice import CAUTIOUS_GUARD_SE
 
 SUITES = {"design": "selection_boards.pkl", "heldout": "selection_boards_heldout.pkl",
-          "fresh": "selection_boards_fresh.pkl", "fourth": "selection_boards_fourth.pkl"}
+          "fresh": "selection_boards_fresh.pkl", "fourth": "selection_boards_fourth.pkl",
+          "fifth": "selection_boards_fifth.pkl"}
 
 
 def figures(board) -> dict[str, tuple[bool, bool]]:
