@@ -24,13 +24,15 @@ import numpy as np
 from transferkit.selection.compare import Leaderboard
 
 CRITERIA = ("reverse", "ensemble_entropy", "entropy", "atc", "iwcv", "dev", "snd", "mixval")
+#: the kind of every candidate the suites compare (a new one must be added here)
 KINDS = {"KMM": 0, "KLIEP": 0, "ClassifierWeighting": 0, "CORAL": 1, "SA": 1, "TCA": 1,
          "DANN": 2, "DeepCORAL": 2, "DAN": 2, "MDD": 2}
 
 
 def features(board: Leaderboard) -> dict[str, np.ndarray]:
     """Per candidate other than SourceOnly: z-scores against it on :data:`CRITERIA`
-    (0 where a criterion is missing) and the candidate's kind, one-hot."""
+    (0 where a criterion is missing, the same as no difference: every board of the
+    suites has all eight) and the candidate's kind, one-hot."""
     z: dict[str, dict[str, float]] = {}
     for c in CRITERIA:
         res = board.selection_details(c) if c in board.criteria else None
@@ -43,7 +45,7 @@ def features(board: Leaderboard) -> dict[str, np.ndarray]:
             val = adv / se if se > 0 else 10.0 * np.sign(adv)
             z.setdefault(m, {})[c] = float(np.clip(np.nan_to_num(val), -10, 10))
     return {m: np.array([zs.get(c, 0.0) for c in CRITERIA]
-                        + [float(KINDS.get(m, 1) == k) for k in range(3)])
+                        + [float(KINDS[m] == k) for k in range(3)])
             for m, zs in z.items()}
 
 

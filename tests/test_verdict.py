@@ -189,6 +189,25 @@ def test_choose_without_a_working_reference_says_so():
         choice = choose(board, guard_se=guard)
         assert choice.method == "A"
         assert "no working reference" in choice.reasons[0]
+        verdict = judge(board, choice)  # and the verdict does not advise the failed one
+        assert verdict.use == "A" and not verdict.verified and "No baseline" in verdict.headline
+    assert "cautious rule cannot apply" in choose(board, guard_se=-1.0).reasons[0]
+
+
+def test_a_choice_by_target_labels_is_not_called_label_free():
+    """All labelled target rows went to training (none held out): the verdict cannot
+    measure the choice, but must say the labels made it, without the cautious hint."""
+    from transferkit.selection import Choice
+
+    rng = np.random.default_rng(4)
+    n = 100
+    board = _reverse_entropy_board({"SourceOnly": (None, 0.6), "A": (None, 0.3)}, n, rng,
+                                   criteria=("entropy",))
+    board.n_eval = 0
+    verdict = judge(board, Choice("A", "target_cv", ["A has the best CV accuracy."],
+                                  rule="target_cv"))
+    assert verdict.use == "A" and "cross-validation on the target labels" in verdict.headline
+    assert not any("--cautious" in r for r in verdict.reasons)
 
 
 # --------------------------------------------------------------------------- the three cases

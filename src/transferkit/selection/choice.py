@@ -133,17 +133,19 @@ def choose(board: Leaderboard, *, reference: str = "SourceOnly", confidence: flo
     rule = "cautious" if guard_se < 0 else "default"
     if not any(r["method"] == reference and r["error"] is None for r in board.results):
         reference = None  # not compared, or failed on every seed: nothing to keep
-    if "target_cv" in board.criteria and _scored(board, "target_cv"):
-        method, details = paired_choice(_scored(board, "target_cv"), greater_is_better=True,
-                                        reference=reference, confidence=confidence)
-        return Choice(method, "target_cv", [_why(method, reference, "target_cv", details)],
+    if "target_cv" in board.criteria and (cv := _scored(board, "target_cv")):
+        ref = reference if reference in cv else None
+        method, details = paired_choice(cv, greater_is_better=True, reference=ref,
+                                        confidence=confidence)
+        return Choice(method, "target_cv", [_why(method, ref, "target_cv", details)],
                       details=details, rule="target_cv")
     reasons: list[str] = []
     if reference is None:
         excluded: dict[str, str] | None = {}
         if guard_se != np.inf:
             reasons.append("There is no working reference method to guard against, so "
-                           "reverse validation rules nothing out.")
+                           "reverse validation rules nothing out"
+                           + (" and the cautious rule cannot apply." if guard_se < 0 else "."))
     else:
         excluded = _guard(board, reference, guard_se)
     if excluded is None:  # a demanding guard without its evidence
@@ -157,17 +159,22 @@ def choose(board: Leaderboard, *, reference: str = "SourceOnly", confidence: flo
             + (f"worse than one trained on {reference}'s." if guard_se >= 0 else
                f"no better than one trained on {reference}'s by the margin the cautious "
                f"rule asks for ({-guard_se:g} paired standard errors)."))
-    rank = next((c for c in ("ensemble_entropy", "entropy", "iwcv")
-                 if c in board.criteria and _scored(board, c)), None)
+    # the first ranking criterion that scores the reference too (a switch needs the
+    # paired comparison), else the first that scores anything
+    ranks = [c for c in ("ensemble_entropy", "entropy", "iwcv")
+             if c in board.criteria and _scored(board, c)]
+    rank = next((c for c in ranks if reference in _scored(board, c)),
+                ranks[0] if ranks else None)
+    kept = (f"so {reference} is kept." if reference is not None else
+            "and there is no reference to keep, so nothing is chosen.")
     if rank is None:
         return Choice(reference, None, reasons + [
-            f"No label-free criterion could score the candidates here, so {reference} is "
-            "kept."], excluded, rule=rule)
+            f"No label-free criterion could score the candidates here, {kept}"], excluded,
+            rule=rule)
     terms = {m: t for m, t in _scored(board, rank).items() if m not in excluded}
     if not terms:
-        return Choice(reference, None, reasons + [
-            f"No candidate has a label-free score, so {reference} is kept."], excluded,
-            rule=rule)
+        return Choice(reference, None, reasons + [f"No candidate has a label-free score, "
+                                                  f"{kept}"], excluded, rule=rule)
     ref = reference if reference in terms else None
     method, details = paired_choice(terms, greater_is_better=board.criteria[rank],
                                     reference=ref, confidence=confidence)

@@ -133,6 +133,12 @@ def judge(board: Leaderboard, choice: Choice, shift: dict[str, Any] | None = Non
     if selected is None:
         return Verdict("no_gain", reference, f"No method could be scored; use {reference}.",
                        reasons, False, None, evidence)
+    if not any(r["method"] == reference and r["error"] is None for r in board.results):
+        # no baseline ran: nothing to measure the choice against, nothing else to advise
+        reasons.insert(0, f"{reference} did not run (or failed on every seed), so there is "
+                          f"no baseline to measure {selected} against.")
+        return Verdict("no_gain", selected, f"No baseline to compare with: use {selected}, "
+                       "unmeasured.", reasons, False, selected, evidence)
     measured = board.n_eval > 0 and board.terms(selected, "eval") is not None
 
     if not measured:
@@ -144,6 +150,10 @@ def judge(board: Leaderboard, choice: Choice, shift: dict[str, Any] | None = Non
             return Verdict("no_shift", reference, f"No shift detected: {reference} is "
                            "enough (a change in the labelling rule itself cannot be seen "
                            "without target labels).", reasons, False, selected, evidence)
+        if selected != reference and choice.rule == "target_cv":
+            return Verdict("transfer_helps", selected, f"Transfer is expected to help: use "
+                           f"{selected} (chosen by cross-validation on the target labels "
+                           "given for training).", reasons, False, selected, evidence)
         if selected != reference:
             if choice.rule != "cautious":
                 reasons.append("A label-free choice is sometimes worse than source-only "
