@@ -158,7 +158,9 @@ def choose(board: Leaderboard, *, reference: str = "SourceOnly", confidence: flo
             f"target predictions predicts held-out source rows "
             + (f"worse than one trained on {reference}'s." if guard_se >= 0 else
                f"no better than one trained on {reference}'s by the margin the cautious "
-               f"rule asks for ({-guard_se:g} paired standard errors)."))
+               f"rule asks for ("
+               + ("one paired standard error" if guard_se == -1 else
+                  f"{-guard_se:g} paired standard errors") + ")."))
     # the first ranking criterion that scores the reference too (a switch needs the
     # paired comparison), else the first that scores anything
     ranks = [c for c in ("ensemble_entropy", "entropy", "iwcv")
