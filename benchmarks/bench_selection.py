@@ -306,8 +306,7 @@ def main() -> None:
             boards[name] = board
             boards_path.parent.mkdir(parents=True, exist_ok=True)
             boards_path.write_bytes(pickle.dumps(boards))
-        acc[name] = {r["method"]: r[board.score_key] for r in board.rows
-                     if r[board.score_key] is not None}
+        acc[name] = board.mean_scores()
         picks[name] = rules(board, meta)
         reach[name] = reachable(board, acc[name])
         best = max(acc[name], key=acc[name].get)
@@ -326,8 +325,7 @@ def _boards_path(suite: str) -> Path:
 
 def outcome(board: Leaderboard, method: str | None) -> tuple[float, float, float]:
     """Target accuracy of ``method``, of the best candidate and of SourceOnly."""
-    acc = {r["method"]: r[board.score_key] for r in board.rows
-           if r[board.score_key] is not None}
+    acc = board.mean_scores()
     return acc.get(method, float("nan")), max(acc.values()), acc["SourceOnly"]
 
 

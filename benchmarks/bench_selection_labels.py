@@ -33,8 +33,7 @@ SUITES = {"design": "selection_boards.pkl", "heldout": "selection_boards_heldout
 
 def figures(board) -> dict[str, tuple[bool, bool]]:
     """Per method: (within 2 points of the best, not more than 1 point below SourceOnly)."""
-    acc = {r["method"]: r[board.score_key] for r in board.rows
-           if r[board.score_key] is not None}
+    acc = board.mean_scores()
     best, so = max(acc.values()), acc["SourceOnly"]
     return {m: (a >= best - 0.02, a >= so - 0.01) for m, a in acc.items()}
 

@@ -50,8 +50,7 @@ def features(board: Leaderboard) -> dict[str, np.ndarray]:
 
 
 def gains(board: Leaderboard) -> dict[str, float]:
-    acc = {r["method"]: r[board.score_key] for r in board.rows
-           if r[board.score_key] is not None}
+    acc = board.mean_scores()
     return {m: a - acc["SourceOnly"] for m, a in acc.items()}
 
 

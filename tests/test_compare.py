@@ -90,6 +90,8 @@ def test_leaderboard_contents(moons):
     means = [r["target_accuracy_mean"] for r in board.rows]
     assert means == sorted(means, reverse=True)
     assert board.best() == board.rows[0]["method"]
+    assert board.mean_scores() == {r["method"]: r["target_accuracy_mean"] for r in board.rows}
+    assert board.ran("KLIEP") and not board.ran("KMM")
     # The score is really the accuracy of the (first-seed) model on the target.
     Xs, ys, Xt, yt = moons
     for name in board.methods:
@@ -135,6 +137,8 @@ def test_a_failing_method_is_recorded_not_raised(moons, test_methods):
     assert "_Broken" not in board.models
     assert board["SourceOnly"]["n_seeds"] == 2 and board.best() == "SourceOnly"
     assert board.methods[-1] == "_Broken"  # unscored rows come last
+    assert not board.ran("_Broken") and board.ran("SourceOnly")
+    assert list(board.mean_scores()) == ["SourceOnly"]
 
 
 def test_y_eval_never_reaches_fit(moons, test_methods):

@@ -131,7 +131,7 @@ def choose(board: Leaderboard, *, reference: str = "SourceOnly", confidence: flo
                              f"the guard off; negative values demand evidence for a "
                              f"candidate); got {guard_se!r}.")
     rule = "cautious" if guard_se < 0 else "default"
-    if not any(r["method"] == reference and r["error"] is None for r in board.results):
+    if not board.ran(reference):
         reference = None  # not compared, or failed on every seed: nothing to keep
     if "target_cv" in board.criteria and (cv := _scored(board, "target_cv")):
         ref = reference if reference in cv else None
@@ -163,17 +163,17 @@ def choose(board: Leaderboard, *, reference: str = "SourceOnly", confidence: flo
                   f"{-guard_se:g} paired standard errors") + ")."))
     # the first ranking criterion that scores the reference too (a switch needs the
     # paired comparison), else the first that scores anything
-    ranks = [c for c in ("ensemble_entropy", "entropy", "iwcv")
-             if c in board.criteria and _scored(board, c)]
-    rank = next((c for c in ranks if reference in _scored(board, c)),
-                ranks[0] if ranks else None)
+    ranks = {c: scored for c in ("ensemble_entropy", "entropy", "iwcv")
+             if c in board.criteria and (scored := _scored(board, c))}
+    rank = next((c for c, scored in ranks.items() if reference in scored),
+                next(iter(ranks), None))
     kept = (f"so {reference} is kept." if reference is not None else
             "and there is no reference to keep, so nothing is chosen.")
     if rank is None:
         return Choice(reference, None, reasons + [
             f"No label-free criterion could score the candidates here, {kept}"], excluded,
             rule=rule)
-    terms = {m: t for m, t in _scored(board, rank).items() if m not in excluded}
+    terms = {m: t for m, t in ranks[rank].items() if m not in excluded}
     if not terms:
         return Choice(reference, None, reasons + [f"No candidate has a label-free score, "
                                                   f"{kept}"], excluded, rule=rule)

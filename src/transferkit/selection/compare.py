@@ -125,6 +125,15 @@ class Leaderboard:
     def __contains__(self, name: object) -> bool:
         return any(r["method"] == name for r in self.rows)
 
+    def ran(self, method: str) -> bool:
+        """Whether ``method`` was fitted without error on at least one seed."""
+        return any(r["method"] == method and r["error"] is None for r in self.results)
+
+    def mean_scores(self) -> dict[str, float]:
+        """Method -> mean target score over seeds, for the methods that have one."""
+        return {r["method"]: r[self.score_key] for r in self.rows
+                if r[self.score_key] is not None}
+
     def scores(self, method: str) -> dict[int, float]:
         """Seed -> score of ``method`` (seeds whose fit failed are absent)."""
         return {r["seed"]: r["score"] for r in self.results

@@ -133,7 +133,7 @@ def judge(board: Leaderboard, choice: Choice, shift: dict[str, Any] | None = Non
     if selected is None:
         return Verdict("no_gain", reference, f"No method could be scored; use {reference}.",
                        reasons, False, None, evidence)
-    if not any(r["method"] == reference and r["error"] is None for r in board.results):
+    if not board.ran(reference):
         # no baseline ran: nothing to measure the choice against, nothing else to advise
         reasons.insert(0, f"{reference} did not run (or failed on every seed), so there is "
                           f"no baseline to measure {selected} against.")
@@ -150,20 +150,18 @@ def judge(board: Leaderboard, choice: Choice, shift: dict[str, Any] | None = Non
             return Verdict("no_shift", reference, f"No shift detected: {reference} is "
                            "enough (a change in the labelling rule itself cannot be seen "
                            "without target labels).", reasons, False, selected, evidence)
-        if selected != reference and choice.rule == "target_cv":
-            return Verdict("transfer_helps", selected, f"Transfer is expected to help: use "
-                           f"{selected} (chosen by cross-validation on the target labels "
-                           "given for training).", reasons, False, selected, evidence)
         if selected != reference:
-            if choice.rule != "cautious":
+            if choice.rule == "default":
                 reasons.append("A label-free choice is sometimes worse than source-only "
                                "(see docs/benchmarks.md); the cautious rule (transferkit "
                                "run --cautious, or choose(board, guard_se="
                                "CAUTIOUS_GUARD_SE)) switches only on two kinds of "
                                "evidence, which is safer.")
+            how = ("chosen by cross-validation on the target labels given for training"
+                   if choice.rule == "target_cv" else
+                   "chosen without target labels; unverified")
             return Verdict("transfer_helps", selected, f"Transfer is expected to help: use "
-                           f"{selected} (chosen without target labels; unverified).",
-                           reasons, False, selected, evidence)
+                           f"{selected} ({how}).", reasons, False, selected, evidence)
         return Verdict("no_gain", reference, f"No method is expected to beat {reference}: "
                        f"use {reference}.", reasons, False, selected, evidence)
 
