@@ -282,7 +282,7 @@ def main() -> None:
     print(f"# {platform.processor() or platform.machine()}; seeds 0..{args.seeds - 1}; "
           f"candidates fitted on 75% of the source; accuracy on all target labels; "
           f"MixVal partners seed {args.mixval_seed}")
-    meta = _meta(exclude=args.suite)
+    meta = _meta(args.suite, _saved_boards())
     picks: dict[str, dict[str, str | None]] = {}
     acc: dict[str, dict[str, float]] = {}
     reach: dict[str, bool] = {}
@@ -329,10 +329,15 @@ def outcome(board: Leaderboard, method: str | None) -> tuple[float, float, float
     return acc.get(method, float("nan")), max(acc.values()), acc["SourceOnly"]
 
 
-def _meta(exclude: str) -> MetaRule | None:
-    """The learned rule trained on every saved suite but ``exclude`` (None if none)."""
-    boards = [b for s in SUITES if s != exclude and _boards_path(s).exists()
-              for b in pickle.loads(_boards_path(s).read_bytes()).values()]
+def _saved_boards() -> dict[str, dict[str, Leaderboard]]:
+    """Suite -> its saved leaderboards, for every suite that has run."""
+    return {s: pickle.loads(_boards_path(s).read_bytes()) for s in SUITES
+            if _boards_path(s).exists()}
+
+
+def _meta(exclude: str, saved: dict[str, dict[str, Leaderboard]]) -> MetaRule | None:
+    """The learned rule trained on the ``saved`` suites but ``exclude`` (None if none)."""
+    boards = [b for s, bs in saved.items() if s != exclude for b in bs.values()]
     return MetaRule().fit(boards) if boards else None
 
 
@@ -341,10 +346,11 @@ def summary() -> None:
     than 1 point below SourceOnly, the mean gain over SourceOnly and the worst loss
     (``meta`` trained on the other suites each time)."""
     tally: dict[str, list[tuple[str, float, float, float]]] = {}
-    suites = [s for s in SUITES if _boards_path(s).exists()]
+    saved = _saved_boards()
+    suites = list(saved)
     for suite in suites:
-        meta = _meta(exclude=suite)
-        for board in pickle.loads(_boards_path(suite).read_bytes()).values():
+        meta = _meta(suite, saved)
+        for board in saved[suite].values():
             for rule, method in rules(board, meta).items():
                 tally.setdefault(rule, []).append((suite, *outcome(board, method)))
     print(f"{'rule':22s} " + " ".join(f"{s:>9s}" for s in suites)
