@@ -19,23 +19,19 @@ from __future__ import annotations
 
 import argparse
 import pickle
-from pathlib import Path
 
 import numpy as np
 
+from bench_selection import SUITES, _boards_path, figures  # a sibling: benchmarks/ is on the path
 from transferkit.selection import choose, paired_choice
 from transferkit.selection.choice import CAUTIOUS_GUARD_SE
 
-SUITES = {"design": "selection_boards.pkl", "heldout": "selection_boards_heldout.pkl",
-          "fresh": "selection_boards_fresh.pkl", "fourth": "selection_boards_fourth.pkl",
-          "fifth": "selection_boards_fifth.pkl"}
 
-
-def figures(board) -> dict[str, tuple[bool, bool]]:
+def method_figures(board) -> dict[str, tuple[bool, bool]]:
     """Per method: (within 2 points of the best, not more than 1 point below SourceOnly)."""
     acc = board.mean_scores()
     best, so = max(acc.values()), acc["SourceOnly"]
-    return {m: (a >= best - 0.02, a >= so - 0.01) for m, a in acc.items()}
+    return {m: figures(a, best, so) for m, a in acc.items()}
 
 
 def main() -> None:
@@ -49,10 +45,10 @@ def main() -> None:
           "problems within 2 points of the best / not below SourceOnly − 1 point")
     header = f"{'rule':10s}" + "".join(f"{s:>22s}" for s in SUITES)
     print(header)
-    boards = {s: pickle.loads((Path(args.out) / f).read_bytes()) for s, f in SUITES.items()}
+    boards = {s: pickle.loads(_boards_path(s, args.out).read_bytes()) for s in SUITES}
     # per suite, per problem: the figures of each method, its per-row target accuracy and
     # the label-free picks
-    prepared = {s: [(figures(b), {m: t for m in b.candidates
+    prepared = {s: [(method_figures(b), {m: t for m in b.candidates
                                   if (t := b.terms(m, "eval")) is not None},
                      {"auto": choose(b).method,
                       "cautious": choose(b, guard_se=CAUTIOUS_GUARD_SE).method})
