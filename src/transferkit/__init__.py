@@ -18,12 +18,14 @@ from .registry import get_method, make, methods
 
 __version__ = "0.1.0"
 
-__all__ = ["datasets", "errors", "instance", "feature", "parameter", "pretrained", "baselines",
+__all__ = ["datasets", "errors", "instance", "feature", "parameter", "heterogeneous",
+           "pretrained", "baselines",
            "nn", "selection", "pipeline", "diagnostics", "transferability",
            "TransferEstimator",
            "TransferkitError", "methods", "make", "get_method", "load", "diagnose", "__version__"]
 
-_LAZY = {"instance", "feature", "parameter", "pretrained", "baselines", "nn", "report", "io",
+_LAZY = {"instance", "feature", "parameter", "heterogeneous", "pretrained", "baselines", "nn",
+         "report", "io",
          "selection", "pipeline", "diagnostics", "transferability"}
 
 

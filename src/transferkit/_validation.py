@@ -77,8 +77,8 @@ def check_X(X: Any, name: str = "X", n_features: int | None = None) -> np.ndarra
     if n_features is not None and arr.shape[1] != n_features:
         raise FeatureMismatchError(
             f"{name} has {arr.shape[1]} features but {n_features} were expected; source and "
-            "target must share the same columns in the same order (use a heterogeneous method "
-            "for different feature spaces)."
+            "target must share the same columns in the same order (for different feature "
+            "spaces use a heterogeneous method: transferkit.methods(family='heterogeneous'))."
         )
     return arr
 
@@ -194,15 +194,17 @@ def check_domains(
     estimator: Any = None,
     task: str | None = None,
     needs_target_labels: bool = False,
+    same_features: bool = True,
 ) -> DomainData:
-    """Validate a ``fit(Xs, ys, Xt, yt)`` call and encode its labels."""
+    """Validate a ``fit(Xs, ys, Xt, yt)`` call and encode its labels (``same_features``
+    False: the domains may have different columns, as heterogeneous methods allow)."""
     Xs_arr = check_X(Xs, "Xs (source features)")
     Xt_arr = check_X(Xt, "Xt (target features)")
-    if Xs_arr.shape[1] != Xt_arr.shape[1]:
+    if same_features and Xs_arr.shape[1] != Xt_arr.shape[1]:
         raise FeatureMismatchError(
             f"source has {Xs_arr.shape[1]} features and target has {Xt_arr.shape[1]}; both "
-            "domains must share the same columns in the same order (use a heterogeneous "
-            "method for different feature spaces)."
+            "domains must share the same columns in the same order (for different feature "
+            "spaces use a heterogeneous method: transferkit.methods(family='heterogeneous'))."
         )
     ys_arr = check_y(ys, Xs_arr.shape[0], "ys (source labels)")
     if yt is None:
@@ -217,7 +219,7 @@ def check_domains(
             "(NaN or None for the unlabelled ones)."
         )
     task = task or infer_task(ys_arr, estimator)
-    names = feature_names(Xs)
+    names = feature_names(Xs if same_features else Xt)  # the columns predict takes
     if task == CLASSIFICATION:
         known = ys_arr if yt_arr is None else np.concatenate([ys_arr, yt_arr[labeled]])
         try:

@@ -83,6 +83,9 @@ class TransferEstimator(BaseEstimator):
     _tasks: tuple[str, ...] = (CLASSIFICATION, REGRESSION)
     #: whether ``fit`` needs at least one labelled target sample.
     _needs_target_labels: bool = False
+    #: whether source and target may have different features (heterogeneous transfer);
+    #: ``predict`` then takes target-domain rows, ``n_features_in_`` counts their columns.
+    _heterogeneous: bool = False
 
     # ------------------------------------------------------------------ contract
     def fit(self, Xs: Any, ys: Any, Xt: Any, yt: Any = None, **fit_params: Any):
@@ -107,14 +110,15 @@ class TransferEstimator(BaseEstimator):
         """
         data = check_domains(Xs, ys, Xt, yt, estimator=getattr(self, "estimator", None),
                              task=self._forced_task(),
-                             needs_target_labels=self._needs_target_labels)
+                             needs_target_labels=self._needs_target_labels,
+                             same_features=not self._heterogeneous)
         if data.task not in self._tasks:
             raise UnsupportedTaskError(
                 f"{type(self).__name__} handles {' and '.join(self._tasks)}, not {data.task}; "
                 "see transferkit.methods(task=...) for methods that do."
             )
         self.task_ = data.task
-        self.n_features_in_ = data.Xs.shape[1]
+        self.n_features_in_ = data.Xt.shape[1]  # predict acts on the target domain
         if data.feature_names is not None:
             self.feature_names_in_ = data.feature_names
         if data.classes is not None:

@@ -133,6 +133,9 @@ def select_methods(task: str, *, with_target_labels: bool,
             skipped[info.name] = f"handles {' and '.join(info.tasks)} only, not {task}"
         elif "unsupervised" in info.settings:
             chosen.append(info)
+        elif "heterogeneous" in info.settings:
+            skipped[info.name] = ("is for a source and a target with different columns; "
+                                  "run it from Python (transferkit.heterogeneous)")
         elif not {"semi-supervised", "supervised"} & set(info.settings):
             skipped[info.name] = f"needs a {' or '.join(info.settings)} setup"
         elif not with_target_labels:

@@ -19,7 +19,7 @@ FAMILIES = ("baseline", "instance", "feature", "parameter", "heterogeneous")
 SETTINGS = ("unsupervised", "semi-supervised", "supervised", "heterogeneous", "multi-source")
 # Modules whose import registers methods; loaded lazily so `import transferkit` stays fast.
 _FAMILY_MODULES = ("transferkit.baselines", "transferkit.instance", "transferkit.feature",
-                   "transferkit.parameter")
+                   "transferkit.parameter", "transferkit.heterogeneous")
 
 
 @dataclass(frozen=True)

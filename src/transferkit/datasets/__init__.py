@@ -12,10 +12,17 @@ from .sentiment import (
     load_sentiment_domains,
     sentiment_domain_pair,
 )
-from .synthetic import DensityRatio, make_covariate_shift, make_digits_shift, make_two_moons_shift
+from .synthetic import (
+    DensityRatio,
+    make_covariate_shift,
+    make_digits_shift,
+    make_heterogeneous_moons,
+    make_two_moons_shift,
+)
 from .tables import encode_features, load_table, split_domains
 
-__all__ = ["make_two_moons_shift", "make_covariate_shift", "make_digits_shift", "DensityRatio",
+__all__ = ["make_two_moons_shift", "make_heterogeneous_moons", "make_covariate_shift",
+           "make_digits_shift", "DensityRatio",
            "load_table", "split_domains", "encode_features"]
 __all__ += ["load_fashion_mnist", "FASHION_MNIST_CLASSES", "FASHION_MNIST_PATH",
             "load_sentiment_domains", "sentiment_domain_pair", "SentimentDomain",

@@ -46,6 +46,37 @@ def make_two_moons_shift(n_samples: int = 100, rotation: float = 30, noise: floa
     return Xs, ys, Xt, ys.copy()
 
 
+def make_heterogeneous_moons(n_samples: int = 100, rotation: float = 30, noise: float = 0.05,
+                             random_state: int | None = 0):
+    """The seed tutorial's heterogeneous Two Moons problem (HeDANN's experiment).
+
+    The source is :func:`make_two_moons_shift`'s source, in 2-D. The target is the same
+    points in 3-D: each (x, y) becomes (x, y, 0), turned by ``rotation`` degrees
+    counter-clockwise in the XZ plane, i.e. (x cos θ, y, x sin θ). The labels are the
+    same, the feature spaces differ (2 columns against 3), so only a heterogeneous
+    method (:mod:`transferkit.heterogeneous`) can use the source.
+
+    Parameters
+    ----------
+    n_samples : int, default=100
+        Points per domain.
+    rotation : float, default=30
+        Rotation of the target in the XZ plane, in degrees.
+    noise : float, default=0.05
+    random_state : int or None, default=0
+
+    Returns
+    -------
+    Xs, ys, Xt, yt : ndarray
+        Source features (n, 2), source labels (n,), target features (n, 3), target labels.
+    """
+    Xs, ys, _, _ = make_two_moons_shift(n_samples, rotation=0, noise=noise,
+                                        random_state=random_state)
+    theta = np.radians(rotation)
+    Xt = np.column_stack([Xs[:, 0] * np.cos(theta), Xs[:, 1], Xs[:, 0] * np.sin(theta)])
+    return Xs, ys, Xt, ys.copy()
+
+
 @dataclass(frozen=True)
 class DensityRatio:
     """The true ratio p_target(x) / p_source(x) of two isotropic Gaussians.

@@ -20,9 +20,10 @@ __all__ = ["DANN"]
 
 class _DANNTask:
     def __init__(self, nets: nn.ModuleDict, loss: SupervisedLoss, weight: float,
-                 schedule: str, gamma: float) -> None:
+                 schedule: str, gamma: float, source_encoder: str | None = None) -> None:
         self.module, self.nets, self.sup = nets, nets, loss
         self.weight, self.schedule, self.gamma = float(weight), schedule, float(gamma)
+        self.source_encoder = source_encoder  # HeDANN: the source rows' own encoder
         # Keyed by batch sizes: an epoch's short last batch must not evict the full one.
         self._targets: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -44,7 +45,8 @@ class _DANNTask:
         return self._targets[key]
 
     def loss(self, batch: dict, progress: float) -> dict[str, torch.Tensor]:
-        z, n, _, task = encode_batch(batch, self.nets, self.sup)
+        z, n, _, task = encode_batch(batch, self.nets, self.sup,
+                                     source_encoder=self.source_encoder)
         d = self.nets["discriminator"](grad_reverse(z, self.coefficient(progress))).reshape(-1)
         # −mean_s log(1 − σ(d)) − mean_t log σ(d): the domain loss of Ganin et al. (2016,
         # eq. 18) and of ADAPT. Through the reversal layer this one term trains the

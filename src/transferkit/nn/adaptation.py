@@ -90,7 +90,7 @@ class DeepAdaptation(TransferEstimator):
     # ------------------------------------------------------------------ fit
     def _fit(self, data: DomainData, **fit_params: Any) -> None:
         check_choice("init", self.init, ("torch", "glorot"))
-        self.x_mean_, self.x_scale_ = standard_scaling(np.vstack([data.Xs, data.Xt]))
+        self._fit_scaling(data)
         if data.task == CLASSIFICATION:
             n_classes = len(data.classes)
             kind = "binary" if n_classes == 2 else "multiclass"
@@ -107,7 +107,7 @@ class DeepAdaptation(TransferEstimator):
         seed = seed_from(self.random_state)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.networks_ = self._build(data.Xs.shape[1], n_out)
+            self.networks_ = self._build(data.Xt.shape[1], n_out)
         loss = SupervisedLoss(kind, target_labels=bool(np.any(data.labeled)))
         task = self._make_task(self.networks_, loss)
         trainer = Trainer(
@@ -120,27 +120,19 @@ class DeepAdaptation(TransferEstimator):
             raise InputError(f"unknown fit parameters {sorted(fit_params)}; use epochs, "
                              "batch_size or verbose.")
         f32 = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)  # noqa: E731
-        batches = {"source": (f32(self._scale(data.Xs)), f32(ys)),
+        batches = {"source": (f32(self._scale_source(data.Xs)), f32(ys)),
                    "target": (f32(self._scale(data.Xt)), f32(yt),
                               torch.as_tensor(data.labeled))}
         self.history_ = trainer.fit(task, batches)
         self.networks_.cpu().eval()
 
+    def _fit_scaling(self, data: DomainData) -> None:
+        """Input scaling: pooled source+target mean and std (one encoder reads both)."""
+        self.x_mean_, self.x_scale_ = standard_scaling(np.vstack([data.Xs, data.Xt]))
+
     def _build(self, n_in: int, n_out: int) -> nn.ModuleDict:
         nets = nn.ModuleDict()
-        if self.encoder is None:
-            nets["encoder"] = mlp(n_in, self.hidden_layer_sizes, None)
-        elif isinstance(self.encoder, str):
-            if self.encoder != "cnn":
-                raise ParameterError(f"encoder must be a torch.nn.Module, None or 'cnn'; got "
-                                     f"{self.encoder!r}.")
-            try:
-                shape = image_shape(n_in)
-            except ValueError as exc:
-                raise ParameterError(str(exc)) from None
-            nets["encoder"] = cnn_encoder(shape, self.hidden_layer_sizes[-1:])
-        else:
-            nets["encoder"] = self._copy(self.encoder)
+        nets["encoder"] = self._make_encoder(self.encoder, n_in, "encoder")
         width = self._width(nets["encoder"], n_in)
         nets["head"] = nn.Linear(width, n_out) if self.head is None else self._copy(self.head)
         self._build_extra(nets, width, n_out)
@@ -152,6 +144,21 @@ class DeepAdaptation(TransferEstimator):
                     if m.bias is not None:
                         nn.init.zeros_(m.bias)
         return nets
+
+    def _make_encoder(self, spec: nn.Module | str | None, n_in: int, name: str) -> nn.Module:
+        """The encoder ``spec`` describes (None, "cnn" or a module) for ``n_in`` inputs."""
+        if spec is None:
+            return mlp(n_in, self.hidden_layer_sizes, None)
+        if isinstance(spec, str):
+            if spec != "cnn":
+                raise ParameterError(f"{name} must be a torch.nn.Module, None or 'cnn'; got "
+                                     f"{spec!r}.")
+            try:
+                shape = image_shape(n_in)
+            except ValueError as exc:
+                raise ParameterError(str(exc)) from None
+            return cnn_encoder(shape, self.hidden_layer_sizes[-1:])
+        return self._copy(spec)
 
     def _build_extra(self, nets: nn.ModuleDict, width: int, n_out: int) -> None:
         """Add method-specific networks (discriminators, second heads)."""
@@ -174,18 +181,26 @@ class DeepAdaptation(TransferEstimator):
 
     # ------------------------------------------------------------------ predict
     def _scale(self, X: np.ndarray) -> np.ndarray:
+        """Target-domain (prediction) inputs as the encoder reads them."""
         if not self.standardize:
             return np.asarray(X, dtype=np.float64)
         return (X - self.x_mean_) / self.x_scale_
 
+    def _scale_source(self, X: np.ndarray) -> np.ndarray:
+        """Source inputs as the encoder reads them (the same scaling by default)."""
+        return self._scale(X)
+
     @torch.no_grad()
-    def _outputs(self, X: np.ndarray, part: str = "head") -> np.ndarray:
+    def _outputs(self, X: np.ndarray, part: str = "head", source: bool = False) -> np.ndarray:
+        """``part``'s outputs on rows ``X`` of the target (or, ``source``, the source)."""
         device = resolve_device(self.device)
         nets = self.networks_.to(device)
+        scale = self._scale_source if source else self._scale
+        encoder = nets["source_encoder" if source and "source_encoder" in nets else "encoder"]
         outs = []
         for start in range(0, len(X), 65536):
-            xb = torch.as_tensor(self._scale(X[start:start + 65536]), dtype=torch.float32)
-            z = nets["encoder"](xb.to(device))
+            xb = torch.as_tensor(scale(X[start:start + 65536]), dtype=torch.float32)
+            z = encoder(xb.to(device))
             outs.append((z if part == "encoder" else nets[part](z)).cpu().numpy())
         nets.cpu()
         return np.concatenate(outs).reshape(len(X), -1)
@@ -205,21 +220,26 @@ class DeepAdaptation(TransferEstimator):
 
 
 def encode_batch(batch: dict, nets: nn.ModuleDict, loss: SupervisedLoss,
-                 head_on_target: bool = False, encoder: str = "encoder"
+                 head_on_target: bool = False, encoder: str = "encoder",
+                 source_encoder: str | None = None
                  ) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]:
     """One encoder pass over a paired batch and the supervised loss every method shares.
 
     Returns ``(z, n_source, out, task)``: features of the source rows then the target
     rows, the number of source rows, the head's outputs (source rows only, or every row
     with ``head_on_target``) and the supervised loss on the source rows plus the labelled
-    target rows. ``encoder`` names the network in ``nets`` to use. One pass over the
-    concatenated domains costs half the kernel launches of two, which dominates on small
-    networks.
+    target rows. ``encoder`` names the network in ``nets`` to use; ``source_encoder``, if
+    given, the one for the source rows (heterogeneous transfer: the domains have
+    different inputs). One pass over the concatenated domains costs half the kernel
+    launches of two, which dominates on small networks.
     """
     xs, ys = batch["source"]
     xt, yt, mask = batch["target"]
     n = len(xs)
-    z = nets[encoder](torch.cat([xs, xt]))
+    if source_encoder is None:
+        z = nets[encoder](torch.cat([xs, xt]))
+    else:
+        z = torch.cat([nets[source_encoder](xs), nets[encoder](xt)])
     out = nets["head"](z if head_on_target else z[:n])
     task = loss(out[:n] if head_on_target else out, ys)
     if loss.target_labels and bool(mask.any()):  # labelled target rows join the loss
