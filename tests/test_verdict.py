@@ -279,3 +279,13 @@ def test_judge_measures_the_chosen_method_against_source_only():
               chance=0.5)
     assert v.selected == "SourceOnly" and v.use == "SourceOnly"
     assert v.decision == "no_gain" and "Shifted." in v.reasons[0]
+
+
+def test_judge_takes_the_shift_report_as_diagnose_returns_it():
+    Xs, ys, Xt, yt = tk.datasets.make_covariate_shift(100, 100, random_state=0)
+    board = compare(["SourceOnly", "KMM"], Xs, ys, Xt, y_eval=yt, seeds=2, n_jobs=1,
+                    progress=False, selection=["entropy"])
+    report = tk.diagnose(Xs, Xt, ys)
+    as_object = judge(board, choose(board), report)
+    assert as_object.to_dict() == judge(board, choose(board), report.to_dict()).to_dict()
+    assert "shift_detected" in as_object.evidence

@@ -71,6 +71,9 @@ def run(
         help="Leave source-only only for a method clearly better on two label-free "
              "criteria (safer without target labels, less gain on average; with "
              "--target-train-fraction the labels choose instead).")] = False,
+    ignore: Annotated[str | None, typer.Option(
+        help="Comma-separated table columns that are not features (identifiers, notes); "
+             "columns named id, index or row_id are left out by default.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Compare the methods that fit the data and write an HTML report.
@@ -79,18 +82,26 @@ def run(
     """
     from .pipeline import execute
 
-    names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    names = None if methods is None else [m.strip() for m in methods.split(",") if m.strip()]
     result = execute(output, source, target, label, methods=names, seeds=seeds,
                      estimator=estimator, target_train_fraction=target_train_fraction,
                      n_jobs=jobs, progress=not quiet, text_column=text_column,
-                     encoder=encoder, cautious=cautious)
+                     encoder=encoder, cautious=cautious, ignore=ignore)
     summary = result.summary
+    for warning in summary.get("warnings", []):
+        _echo(f"warning: {warning}")
     _echo(str(result.leaderboard))
     _echo("")
     verdict = summary["verdict"]
     _echo(verdict["headline"])
     for reason in verdict["reasons"]:
         _echo(f"  - {reason}")
+    delivered, chosen = summary.get("delivered_method"), summary.get("selected_method")
+    if delivered and chosen and delivered != chosen:
+        _echo(f"saved: {delivered}'s model and predictions (the verdict's advice; the "
+              f"label-free choice was {chosen})")
+    if summary["data"].get("ignored_columns"):
+        _echo(f"not used as features: {', '.join(summary['data']['ignored_columns'])}")
     by_reason: dict[str, list[str]] = {}
     for name, reason in summary.get("skipped", {}).items():
         by_reason.setdefault(reason, []).append(name)

@@ -174,11 +174,38 @@ def _split_target_labels(yt: np.ndarray, fraction: float, seed: int = 0
 
 
 def _check_output(out: Path) -> None:
+    """Refuse, before any fitting, an output the report could not be written to or would
+    overwrite someone's files in."""
     if out.exists() and not out.is_dir():
         raise InputError(f"output {str(out)!r} is a file; pass a folder name.")
-    if out.is_dir() and any(out.iterdir()) and not (out / _REPORT_MARKER).exists():
-        raise InputError(f"output folder {str(out)!r} exists and is not a transferkit report; "
-                         "choose a new folder so nothing of yours is overwritten.")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / _REPORT_MARKER).exists():
+            raise InputError(f"output folder {str(out)!r} exists and is not a transferkit "
+                             "report; choose a new folder so nothing of yours is overwritten.")
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in _report_files(out))
+        if foreign:
+            more = ", ..." if len(foreign) > 3 else ""
+            raise InputError(f"the report folder {str(out)!r} also holds files transferkit did "
+                             f"not write ({', '.join(foreign[:3])}{more}); move them out or "
+                             "choose another folder, since a new report replaces the folder.")
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        why = "not a folder" if not parent.is_dir() else "not writable"
+        raise InputError(f"cannot write the output folder {str(out)!r}: {str(parent)!r} is "
+                         f"{why}; choose another place.")
+
+
+def _report_files(out: Path) -> set[str]:
+    """What an earlier run wrote into the report folder ``out``, by its summary.json."""
+    try:
+        old = json.loads((out / _REPORT_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    named = [old.get("predictions"), old.get("model"), *(old.get("files") or [])]
+    return {_REPORT_MARKER, "index.html", "predictions.csv", "model",
+            *(Path(str(f)).parts[0] for f in named if f)}
 
 
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:
@@ -218,11 +245,13 @@ def _load_encoded(source: Any, target: Any, label: str | None, text_column: str 
         enc = ImageEncoder(encoder or "efficientnet-lite0")
         Xs, Xt = enc.transform(ps), enc.transform(pt)
         yt = np.full(len(pt), None, dtype=object) if yt is None else yt
-        kind = "image folder"
+        kind, ignored, ids = "image folder", [], ("file", [str(p) for p in pt])
     elif text_column is not None:
         if label is None:
             raise InputError("pass label: the name of the label column of the source table.")
-        from .datasets.tables import load_table
+        import pandas as pd
+
+        from .datasets.tables import load_table, split_labels
         from .pretrained import TextEncoder
 
         frames = [load_table(o) if isinstance(o, (str, os.PathLike)) else o
@@ -231,15 +260,20 @@ def _load_encoded(source: Any, target: Any, label: str | None, text_column: str 
             if text_column not in frame.columns:
                 raise InputError(f"the {name} table has no column {text_column!r}; its "
                                  f"columns are {list(frame.columns)}.")
-        if label not in frames[0].columns:
-            raise InputError(f"the source table has no label column {label!r}.")
+        if text_column == label:
+            raise InputError(f"the text column and the label column are both {label!r}; "
+                             "pass the column holding the texts as text_column.")
+        ys, yt = split_labels(frames[0], frames[1], label)  # checked before any encoding
+        for name, frame in zip(("source", "target"), frames):
+            if pd.api.types.is_numeric_dtype(frame[text_column]):
+                raise InputError(f"the {name}'s text column {text_column!r} holds numbers, "
+                                 "not texts; pass the column with the texts.")
         enc = TextEncoder(encoder or "all-MiniLM-L6-v2")
         texts = [f[text_column].fillna("").astype(str).tolist() for f in frames]
         Xs, Xt = enc.transform(texts[0]), enc.transform(texts[1])
-        ys = frames[0][label].to_numpy()
-        yt = (_labels_with_missing(frames[1][label]) if label in frames[1].columns
-              else np.full(len(frames[1]), np.nan))
         kind = f"text column {text_column!r}"
+        ignored = [c for c in map(str, frames[0].columns) if c not in (text_column, label)]
+        ids = _target_ids(frames[1], ignored)
     else:
         return None
     name = getattr(enc, "name", encoder)
@@ -247,11 +281,12 @@ def _load_encoded(source: Any, target: Any, label: str | None, text_column: str 
             "yt": yt, "feature_names": [f"{name}[{i}]" for i in range(np.shape(Xs)[1])],
             "source": str(source) if isinstance(source, (str, os.PathLike)) else "DataFrame",
             "target": str(target) if isinstance(target, (str, os.PathLike)) else "DataFrame",
-            "label": label, "seed_problem": False, "encoder": f"{name} ({kind})"}
+            "label": label, "seed_problem": False, "encoder": f"{name} ({kind})",
+            "ignored_columns": ignored, "target_ids": ids}
 
 
 def _load(source: Any, target: Any, label: str | None, text_column: str | None = None,
-          encoder: str | None = None) -> dict[str, Any]:
+          encoder: str | None = None, ignore: Sequence[str] | None = None) -> dict[str, Any]:
     if source is not None and target is not None:
         encoded = _load_encoded(source, target, label, text_column, encoder)
         if encoded is not None:
@@ -259,8 +294,9 @@ def _load(source: Any, target: Any, label: str | None, text_column: str | None =
     elif text_column is not None:
         raise InputError("text_column needs source and target tables.")
     if source is None and target is None:
-        if label is not None:
-            raise InputError("label is given but no data; pass source and target tables too.")
+        if label is not None or ignore:
+            raise InputError(f"{'label' if label is not None else 'ignore'} is given but no "
+                             "data; pass source and target tables too.")
         from .datasets import make_two_moons_shift
 
         Xs, ys, Xt, yt = make_two_moons_shift(n_samples=100, rotation=30, random_state=0)
@@ -271,7 +307,7 @@ def _load(source: Any, target: Any, label: str | None, text_column: str | None =
         raise InputError("pass both a source and a target table (or neither, for the demo).")
     if label is None:
         raise InputError("pass label: the name of the label column of the source table.")
-    from .datasets.tables import load_table, split_domains
+    from .datasets.tables import guess_id_column, load_table, split_domains, suspicious_columns
 
     frames, names = [], []
     for obj in (source, target):
@@ -281,9 +317,67 @@ def _load(source: Any, target: Any, label: str | None, text_column: str | None =
         else:
             frames.append(obj)
             names.append(f"DataFrame {getattr(obj, 'shape', '')}")
-    Xs, ys, Xt, yt, feature_names = split_domains(frames[0], frames[1], label)
+    if ignore is None:  # columns named id, index or row_id
+        ignore = sorted({c for f in frames if (c := guess_id_column(f)) is not None})
+    unknown = [c for c in ignore if not any(c in map(str, f.columns) for f in frames)]
+    if unknown:
+        raise InputError(f"ignore names {', '.join(map(repr, unknown))}, which neither table "
+                         f"has; its columns are {', '.join(map(str, frames[0].columns))}.")
+    Xs, ys, Xt, yt, feature_names = split_domains(frames[0], frames[1], label, ignore=ignore)
+    used = [c for c in map(str, frames[0].columns) if c != label and c not in ignore]
     return {"Xs": Xs, "ys": ys, "Xt": Xt, "yt": yt, "feature_names": feature_names,
-            "source": names[0], "target": names[1], "label": label, "seed_problem": False}
+            "source": names[0], "target": names[1], "label": label, "seed_problem": False,
+            "ignored_columns": list(ignore), "warnings": suspicious_columns(frames, used),
+            "target_ids": _target_ids(frames[1], ignore)}
+
+
+def _target_ids(target: Any, ignored: Sequence[str]) -> tuple[str, Any] | None:
+    """The target's identifier column (name, values) for predictions.csv: the one left-out
+    column named like an id, else the only left-out column, if any."""
+    from .datasets.tables import ID_NAMES
+
+    cols = [c for c in ignored if c in map(str, target.columns)]
+    named = [c for c in cols if c.lower() in ID_NAMES]
+    pick = named[:1] or (cols if len(cols) == 1 else [])
+    return (pick[0], target[pick[0]].to_numpy()) if pick else None
+
+
+def _check_classes(ys: np.ndarray, yt: np.ndarray) -> None:
+    """The source needs two classes, and every labelled target class must be a source
+    class: the methods predict only those, so other labels would be scored as errors
+    and mislead the verdict."""
+    from .errors import SingleClassError
+
+    source = set(ys.tolist())
+    if len(source) < 2:
+        raise SingleClassError(f"the source labels hold a single class ({ys.tolist()[0]!r}); "
+                               "a classifier needs at least two classes in the source.")
+    known = yt[~_missing_mask(yt)]
+    unseen = sorted({v for v in known.tolist() if v not in source}, key=str)
+    if unseen:
+        show = ", ".join(map(repr, unseen[:5])) + (", ..." if len(unseen) > 5 else "")
+        raise InputError(
+            f"the target labels {show} are not source classes "
+            f"({', '.join(map(repr, sorted(source, key=str)[:10]))}); every method predicts "
+            "source classes only. Use the source's names for the target's labels, or leave "
+            "those rows unlabelled.")
+
+
+def _evaluation_text(n_eval: int, n_seeds: int) -> str:
+    seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    if not n_eval:
+        return (f"No labelled target rows to score on: the accuracies are unknown; {seeds} "
+                "per method.")
+    return (f"Scored on {n_eval} labelled target samples that no method saw in training; "
+            f"mean ± std over {seeds}.")
+
+
+def _share_like_a_new_folder(path: Path) -> None:
+    """Give the report folder (a mkdtemp, private) the permissions the user's umask
+    gives any new folder, so it can be shared like one."""
+    mask = os.umask(0)
+    os.umask(mask)
+    path.chmod(0o777 & ~mask)
 
 
 def _improvement(board: Leaderboard, best: str | None) -> dict[str, Any] | None:
@@ -329,16 +423,20 @@ def _chance(y_eval: np.ndarray, task: str) -> float | None:
 
 
 def _selection_text(board: Leaderboard, holdout: float) -> str:
-    if not board.criteria:
-        return "No label-free selection was possible."
-    names = ", ".join(board.criteria)
+    label_free = [c for c in board.criteria if c != "target_cv"]
+    by_labels = ("" if "target_cv" not in board.criteria else
+                 " The labelled target rows given for training choose instead, by "
+                 "cross-validation (target_cv).")
+    if not label_free:
+        return "No label-free selection was possible." + by_labels
+    names = ", ".join(label_free)
     if not holdout:
         return (f"With fewer than {MIN_SOURCE_FOR_HOLDOUT} source rows every row trains; "
-                f"the method is chosen by criteria that need no source labels ({names}), "
-                "without looking at target labels.")
+                f"the label-free criteria ({names}) need no source labels and never look at "
+                "target labels." + by_labels)
     return (f"Every method was fitted on {1 - holdout:.0%} of the source; the other "
-            f"{holdout:.0%} and the target feed the label-free criteria ({names}) that "
-            "choose the method without looking at target labels.")
+            f"{holdout:.0%} and the target feed the label-free criteria ({names}), which "
+            "never look at target labels." + by_labels)
 
 
 def _deliverable(board: Leaderboard, verdict: Verdict) -> str | None:
@@ -362,10 +460,16 @@ def _describe(estimator: Any) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
-def _write_predictions(path: Path, model: Any, Xt: np.ndarray) -> None:
+def _write_predictions(path: Path, model: Any, Xt: np.ndarray,
+                       ids: tuple[str, Any] | None = None) -> None:
+    """Target predictions (and class probabilities) per row, with the rows' ``ids``
+    (column name, values: image files, an id column) when there are some."""
     import pandas as pd
 
-    frame = pd.DataFrame({"row": np.arange(Xt.shape[0]), "prediction": model.predict(Xt)})
+    frame = pd.DataFrame({"row": np.arange(Xt.shape[0])})
+    if ids is not None:
+        frame[ids[0]] = list(ids[1])
+    frame["prediction"] = model.predict(Xt)
     if getattr(model, "task_", None) == CLASSIFICATION and hasattr(model, "predict_proba"):
         proba = model.predict_proba(Xt)
         for j, c in enumerate(model.classes_):
@@ -381,7 +485,7 @@ def _finish_outputs(tmp: Path, board: Leaderboard, best: str | None, data: dict[
         return
     summary["delivered_method"] = best
     try:
-        _write_predictions(tmp / "predictions.csv", model, data["Xt"])
+        _write_predictions(tmp / "predictions.csv", model, data["Xt"], data.get("target_ids"))
         summary["predictions"] = "predictions.csv"
     except Exception as exc:  # noqa: BLE001 - the report stays useful without them
         summary["predictions_error"] = " ".join(str(exc).split())
@@ -431,7 +535,7 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
             estimator: Any = "auto", target_train_fraction: float = 0.0,
             n_jobs: int | None = None, progress: bool = True,
             text_column: str | None = None, encoder: str | None = None,
-            cautious: bool = False) -> RunResult:
+            cautious: bool = False, ignore: Sequence[str] | str | None = None) -> RunResult:
     """Like :func:`run`, and also return the :class:`Leaderboard` (for printing)."""
     start = time.perf_counter()
     out = Path(output)
@@ -444,13 +548,20 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
                          f"{', '.join(ESTIMATOR_CHOICES)}.")
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
+    if methods is not None and not methods:
+        raise InputError("methods is empty; name at least one method, or leave it out to "
+                         "compare every method that fits.")
     for name in methods or ():
         get_method(name)  # an unknown name fails before any data is loaded
+    if isinstance(ignore, str):
+        ignore = [c.strip() for c in ignore.split(",") if c.strip()]
 
-    data = _load(source, target, label, text_column, encoder)
+    data = _load(source, target, label, text_column, encoder, ignore)
     Xs, ys, Xt, yt = data["Xs"], data["ys"], data["Xt"], data["yt"]
     base = None if isinstance(estimator, str) else estimator
     task = infer_task(np.asarray(ys), base)
+    if task == CLASSIFICATION:
+        _check_classes(np.asarray(ys), np.asarray(yt))
     yt_train, y_eval, n_train = _split_target_labels(np.asarray(yt), float(target_train_fraction))
     est = make_estimator(estimator, task, seed_problem=data["seed_problem"])
     chosen, skipped = select_methods(task, with_target_labels=yt_train is not None,
@@ -461,7 +572,7 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
         import joblib
 
         n_jobs = max(1, min(joblib.cpu_count(), len(names) * len(seed_list)))
-    shift = _diagnostics(Xs, ys, Xt, data["feature_names"])
+    shift = _diagnostics(Xs, ys, Xt, data["feature_names"], y_eval)
     holdout = _holdout(ys, task)
     criteria = [c for c in AUTO_CRITERIA if (holdout or c not in NEED_SOURCE_ROWS)
                 and (task == CLASSIFICATION or c != "entropy")]
@@ -482,11 +593,11 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
             "n_features": int(Xs.shape[1]), "feature_names": list(data["feature_names"]),
             "n_target_labelled": int((~_missing_mask(np.asarray(yt))).sum()),
             "n_target_train_labels": n_train, "n_target_eval": board.n_eval,
-            "encoder": data.get("encoder"),
+            "encoder": data.get("encoder"), "ignored_columns": data.get("ignored_columns", []),
         },
+        "warnings": data.get("warnings", []),
         "metric": board.metric,
-        "evaluation": (f"Scored on {board.n_eval} labelled target samples that no method saw "
-                       f"in training; mean ± std over {len(seed_list)} seeds."),
+        "evaluation": _evaluation_text(board.n_eval, len(seed_list)),
         "selection": _selection_text(board, holdout) + (
             " Cautious rule: a method replaces SourceOnly only if it is also clearly better "
             "on reverse validation." if choice.rule == "cautious" else ""),
@@ -518,6 +629,7 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
         summary["wall_seconds"] = round(time.perf_counter() - start, 2)
         text = json.dumps(_clean_floats(summary), indent=2, default=_json_default)
         (tmp / "summary.json").write_text(text + "\n", encoding="utf-8")
+        _share_like_a_new_folder(tmp)
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -530,7 +642,8 @@ def run(output: str | os.PathLike = "transferkit-output", source: Any = None,
         methods: Sequence[str] | None = None, seeds: int | Sequence[int] = 3,
         estimator: Any = "auto", target_train_fraction: float = 0.0,
         n_jobs: int | None = None, progress: bool = True, text_column: str | None = None,
-        encoder: str | None = None, cautious: bool = False) -> dict[str, Any]:
+        encoder: str | None = None, cautious: bool = False,
+        ignore: Sequence[str] | str | None = None) -> dict[str, Any]:
     """Compare every method that fits the problem and write a report to ``output``.
 
     Parameters
@@ -578,6 +691,10 @@ def run(output: str | os.PathLike = "transferkit-output", source: Any = None,
         for the default), at some cost in average gain. With ``target_train_fraction``
         > 0 target cross-validation chooses instead (``selection_rule`` says which rule
         chose).
+    ignore : list of str or comma-separated str, optional
+        Table columns that are not features (identifiers, free notes). By default a
+        column named ``id``, ``index`` or ``row_id`` is left out; ``summary["warnings"]``
+        names other columns that look like identifiers or free text.
 
     Returns
     -------
@@ -595,13 +712,14 @@ def run(output: str | os.PathLike = "transferkit-output", source: Any = None,
     return execute(output, source, target, label, methods=methods, seeds=seeds,
                    estimator=estimator, target_train_fraction=target_train_fraction,
                    n_jobs=n_jobs, progress=progress, text_column=text_column,
-                   encoder=encoder, cautious=cautious).summary
+                   encoder=encoder, cautious=cautious, ignore=ignore).summary
 
 
 def _diagnostics(Xs: np.ndarray, ys: np.ndarray, Xt: np.ndarray,
-                 feature_names: Sequence[str]) -> dict[str, Any]:
+                 feature_names: Sequence[str], yt: np.ndarray | None = None) -> dict[str, Any]:
     """The shift between the domains (transferkit.diagnostics), with the drift ranking
-    cut to its 20 most shifted features."""
+    cut to its 20 most shifted features; target labels ``yt``, where some are known, only
+    show the observed class mix beside the label-shift estimate."""
     import pandas as pd
 
     from .diagnostics import diagnose
@@ -609,7 +727,7 @@ def _diagnostics(Xs: np.ndarray, ys: np.ndarray, Xt: np.ndarray,
     names = [str(n) for n in feature_names]
     frame = (lambda X: pd.DataFrame(np.asarray(X), columns=names)) if len(names) == np.shape(
         Xs)[1] and len(set(names)) == len(names) else np.asarray
-    report = diagnose(frame(Xs), frame(Xt), np.asarray(ys), random_state=0).to_dict()
+    report = diagnose(frame(Xs), frame(Xt), np.asarray(ys), yt=yt, random_state=0).to_dict()
     report["drift"] = report["drift"][:20]
     return report
 

@@ -17,8 +17,8 @@ import pandas as pd
 
 from ..errors import FeatureMismatchError, InputError, MissingColumnError
 
-__all__ = ["load_table", "split_domains", "encode_features", "guess_id_column",
-           "TABLE_SUFFIXES"]
+__all__ = ["load_table", "split_domains", "split_labels", "encode_features", "guess_id_column",
+           "suspicious_columns", "TABLE_SUFFIXES"]
 
 #: suffix -> reader; ``.gz`` etc. are handled by pandas for CSV.
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
@@ -92,6 +92,33 @@ def guess_id_column(df: pd.DataFrame) -> str | None:
     return None
 
 
+def suspicious_columns(frames: Sequence[pd.DataFrame], columns: Sequence[str],
+                       min_rows: int = 20) -> list[str]:
+    """Warnings about feature ``columns`` that probably are not features.
+
+    A column of integers or text with a different value in every row of each table (of
+    at least ``min_rows`` rows) looks like an identifier: a model fitted on it learns
+    nothing that carries to new rows. A text column with distinct values in more than
+    half the rows is free text or a near-identifier, which one-hot encoding cannot use.
+    """
+    out = []
+    for col in columns:
+        series = [f[col] for f in frames if col in f.columns]
+        if not series or min(len(x) for x in series) < min_rows:
+            continue
+        text = not any(_is_numeric(x) for x in series)
+        if not text and not all(pd.api.types.is_integer_dtype(x) for x in series):
+            continue  # real-valued measurements are distinct on every row by nature
+        if all(x.nunique(dropna=True) == len(x) for x in series):
+            out.append(f"column {col!r} has a different value in every row, like an "
+                       f"identifier; if it is one, leave it out (--ignore {col}).")
+        elif text and all(x.nunique(dropna=True) > len(x) / 2 for x in series):
+            out.append(f"column {col!r} has distinct text in most rows, which one-hot "
+                       f"encoding cannot use: if it is free text pass --text-column {col}, "
+                       f"else leave it out (--ignore {col}).")
+    return out
+
+
 def _is_numeric(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
 
@@ -132,6 +159,32 @@ def _labels(s: pd.Series) -> np.ndarray:
     return s.astype(object).where(~missing, np.nan).to_numpy(dtype=object)
 
 
+def split_labels(source_df: pd.DataFrame, target_df: pd.DataFrame, label: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The label columns ``ys, yt`` of a source and a target table.
+
+    The source must hold ``label`` in every row; the target may lack the column (all
+    unlabelled) or leave cells empty (NaN). Raises :class:`MissingColumnError` or
+    :class:`InputError` saying how to fix the table.
+    """
+    if label not in source_df.columns:
+        raise MissingColumnError(
+            f"the source has no column {label!r}; its columns are "
+            f"{', '.join(map(str, source_df.columns))}. Pass the label column's name.")
+    ys = _labels(source_df[label])
+    n_missing = int(pd.isna(source_df[label]).sum())
+    if n_missing:
+        raise InputError(f"the source label column {label!r} has {n_missing} empty cells; "
+                         "every source row needs a label (drop those rows).")
+    if label in target_df.columns:
+        yt = _labels(target_df[label])
+        if ys.dtype.kind in "biu" and yt.dtype.kind == "f":
+            ys = ys.astype(np.float64)  # real-valued target labels: real-valued source too
+    else:
+        yt = np.full(target_df.shape[0], np.nan)
+    return ys, yt
+
+
 def split_domains(source_df: pd.DataFrame, target_df: pd.DataFrame, label: str, *,
                   ignore: Sequence[str] | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -167,9 +220,7 @@ def split_domains(source_df: pd.DataFrame, target_df: pd.DataFrame, label: str, 
         Empty source labels or feature cells, or a column mixing numbers and text.
     """
     if label not in source_df.columns:
-        raise MissingColumnError(
-            f"the source has no column {label!r}; its columns are "
-            f"{', '.join(map(str, source_df.columns))}. Pass the label column's name.")
+        split_labels(source_df, target_df, label)  # raises MissingColumnError
     source_df, target_df = _str_columns(source_df), _str_columns(target_df)
     if ignore is None:
         ignore = [c for c in (guess_id_column(source_df), guess_id_column(target_df)) if c]
@@ -190,18 +241,7 @@ def split_domains(source_df: pd.DataFrame, target_df: pd.DataFrame, label: str, 
     if not src_cols:
         raise InputError(f"there are no feature columns besides {label!r}.")
 
-    ys = _labels(source_df[label])
-    n_missing = int(pd.isna(source_df[label]).sum())
-    if n_missing:
-        raise InputError(f"the source label column {label!r} has {n_missing} empty cells; "
-                         "every source row needs a label (drop those rows).")
-    if label in target_df.columns:
-        yt = _labels(target_df[label])
-        if ys.dtype.kind in "biu" and yt.dtype.kind == "f":
-            ys = ys.astype(np.float64)  # real-valued target labels: real-valued source too
-    else:
-        yt = np.full(target_df.shape[0], np.nan)
-
+    ys, yt = split_labels(source_df, target_df, label)
     names = _feature_layout(source_df, target_df, src_cols)
     Xs = encode_features(source_df, names, domain="source")
     Xt = encode_features(target_df, names, domain="target")

@@ -37,8 +37,8 @@ def _class_labels(ys: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     except TypeError:
         raise InputError("labels mix types that cannot be compared; use one type.") from None
     if len(classes) < 2:
-        raise SingleClassError(f"the source labels hold a single class ({y[0]!r}); label-shift "
-                               "estimation needs at least two classes.")
+        raise SingleClassError(f"the source labels hold a single class ({_py(y[0])!r}); "
+                               "label-shift estimation needs at least two classes.")
     return classes, enc
 
 

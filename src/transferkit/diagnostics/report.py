@@ -88,7 +88,14 @@ class ShiftReport:
             parts.append("Black-box shift estimation puts the target class priors at "
                          + ", ".join(f"{c}: {q:.2f}" for c, q in
                                      zip(ls["classes"], ls["target_priors"]))
-                         + f" (total variation {tv:.2f} from the source priors).")
+                         + f" (total variation {tv:.2f} from the source priors; it assumes "
+                         "only the class mix changed, so a change of the inputs within a "
+                         "class misleads it).")
+            if ls.get("observed_target_priors") is not None:
+                parts.append(f"The {ls['n_labelled_target']} labelled target rows have "
+                             + ", ".join(f"{c}: {q:.2f}" for c, q in
+                                         zip(ls["classes"], ls["observed_target_priors"]))
+                             + ".")
         if self.bound is not None:
             b = self.bound
             parts.append(f"Ben-David bound: source error {b['source_error']:.3f} + "

@@ -49,11 +49,14 @@ def _methods_table(summary: Mapping[str, Any]) -> str:
     head += [f"{c} (label-free)" for c in criteria] + ["fit time (s)", "seeds", "error"]
     rows = ["<tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
     chosen = summary.get("selected_method")
+    delivered = summary.get("delivered_method") or chosen
+    marks = ({chosen: " ← selected"} if delivered == chosen else
+             {chosen: " ← label-free choice", delivered: " ← saved (the verdict's advice)"})
     for rank, (name, m) in enumerate(summary.get("methods", {}).items(), start=1):
-        score = ("–" if m.get(mean_key) is None
-                 else f"{m[mean_key]:.3f} ± {(m.get(std_key) or 0.0):.3f}")
-        cls = "best" if name == chosen else ("ref" if name == "SourceOnly" else "")
-        label = escape(name) + (" ← selected" if name == chosen else "")
+        score = ("–" if m.get(mean_key) is None else f"{m[mean_key]:.3f}" + (
+            f" ± {(m.get(std_key) or 0.0):.3f}" if m.get("n_seeds", 0) > 1 else ""))
+        cls = "best" if name == delivered else ("ref" if name == "SourceOnly" else "")
+        label = escape(name) + marks.get(name, "")
         cells = [f'<td class="num">{rank}</td>', f"<td>{label}</td>",
                  f'<td class="num">{escape(score)}</td>']
         if regression:
@@ -68,8 +71,8 @@ def _methods_table(summary: Mapping[str, Any]) -> str:
 
 
 def _data_table(summary: Mapping[str, Any]) -> str:
-    data = dict(summary.get("data", {}))
-    data.pop("feature_names", None)
+    data = {k: v for k, v in summary.get("data", {}).items()
+            if v is not None and v != [] and k != "feature_names"}
     rows = [f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>"
             for k, v in data.items()]
     rows.insert(0, f"<tr><th>task</th><td>{escape(str(summary.get('task')))}</td></tr>")
@@ -137,6 +140,9 @@ def render_index(summary: Mapping[str, Any], figures: Sequence[tuple[str, str]] 
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>", _verdict_box(summary),
     ]
+    if summary.get("warnings"):
+        parts.append("<p><b>Check the data:</b></p><ul>" + "".join(
+            f"<li>{escape(str(w))}</li>" for w in summary["warnings"]) + "</ul>")
     if shift or shift_figs:
         parts += ["<h2>Shift between the domains</h2>",
                   f"<p>{escape(shift.get('summary', ''))}</p>" if shift else "",

@@ -219,7 +219,8 @@ _DESCRIBE = {"entropy": "mean prediction entropy on the target (lower: more conf
              "ensemble_entropy": "entropy of its seed-averaged target predictions (lower: "
                                  "confident and reproducible)",
              "iwcv": "importance-weighted error on held-out source rows",
-             "target_cv": "cross-validated accuracy on the labelled target rows"}
+             "target_cv": "cross-validated score on the labelled target rows (accuracy; "
+                          "R² for regression)"}
 
 
 def _why(method: str, reference: str | None, criterion: str,

@@ -252,7 +252,8 @@ def format_table(board: Leaderboard, max_error: int = 60) -> str:
     lines = [header]
     for r in board.rows:
         mean, std = r[board.score_key], r[board.std_key]
-        score = "-" if mean is None else f"{mean:.3f} ± {std:.3f}"
+        score = "-" if mean is None else f"{mean:.3f}" + (  # one seed: no spread to show
+            f" ± {std:.3f}" if r["n_seeds"] > 1 else "")
         err = (r["error"] or "")
         err = err if len(err) <= max_error else err[: max_error - 1] + "…"
         row = [r["method"], score, _fmt(r["fit_seconds"], 2), str(r["n_seeds"]), err]

@@ -96,7 +96,7 @@ def _fmt(d: dict[str, float], metric: str) -> str:
             f"{d['n_rows']} labelled target rows)")
 
 
-def judge(board: Leaderboard, choice: Choice, shift: dict[str, Any] | None = None, *,
+def judge(board: Leaderboard, choice: Choice, shift: Any = None, *,
           chance: float | None = None, reference: str = "SourceOnly",
           target_only: str = "TargetOnly") -> Verdict:
     """Decide whether transfer helps, from a scored leaderboard and a label-free choice.
@@ -108,8 +108,9 @@ def judge(board: Leaderboard, choice: Choice, shift: dict[str, Any] | None = Non
         verdict).
     choice : Choice
         The label-free choice (:func:`~transferkit.selection.choose`).
-    shift : dict, optional
-        ``transferkit.diagnose(...).to_dict()`` (reads ``shift_detected`` and ``summary``).
+    shift : ShiftReport or dict, optional
+        ``transferkit.diagnose(...)`` or its ``to_dict()`` (reads ``shift_detected`` and
+        ``summary``).
     chance : float, optional
         Score of a model that ignores the inputs (majority-class accuracy; 0 for R²).
         None: no chance check.
@@ -124,6 +125,8 @@ def judge(board: Leaderboard, choice: Choice, shift: dict[str, Any] | None = Non
     selected = choice.method
     reasons = list(choice.reasons)
     evidence: dict[str, Any] = {}
+    if hasattr(shift, "to_dict"):  # the ShiftReport itself
+        shift = shift.to_dict()
     shifted = None if shift is None else bool(shift.get("shift_detected"))
     if shift is not None:
         evidence["shift_detected"] = shifted
