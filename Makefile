@@ -33,8 +33,11 @@ test: $(BIN)/transferkit
 lint: $(BIN)/transferkit
 	$(BIN)/ruff check src tests benchmarks
 
+# The quick benchmarks (a few minutes on 2 cores); docs/benchmarks.md lists every script.
 bench: $(BIN)/transferkit
-	$(BIN)/python benchmarks/bench_instance.py
+	$(BIN)/python benchmarks/bench_density_ratio_a.py
+	$(BIN)/python benchmarks/bench_heterogeneous.py
+	$(BIN)/python benchmarks/bench_diagnostics.py
 
 clean:
 	rm -rf $(VENV) $(OUTPUT) .pytest_cache

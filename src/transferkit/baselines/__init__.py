@@ -54,6 +54,11 @@ class TargetOnly(_Baseline):
 
     When it beats every transfer method, the source is not worth using (negative
     transfer). Needs labelled target samples (``yt``).
+
+    Parameters
+    ----------
+    estimator, random_state
+        As in :class:`SourceOnly`.
     """
 
     _needs_target_labels = True
@@ -67,6 +72,11 @@ class SourceTarget(_Baseline):
     """Train on the union of the labelled source and the labelled target samples.
 
     The naive way to use both domains; needs labelled target samples (``yt``).
+
+    Parameters
+    ----------
+    estimator, random_state
+        As in :class:`SourceOnly`.
     """
 
     _needs_target_labels = True

@@ -67,6 +67,9 @@ def _with_seed(classifier: Any, seed: int) -> Any:
 class ClassifierWeighting(BaseReweighting):
     """Density ratio from a probabilistic domain classifier (Bickel et al., 2007).
 
+    Setting: unsupervised domain adaptation under covariate shift (the labelling rule
+    P(y|x) is shared, only P(x) moves); target labels are not needed.
+
     Under covariate shift, a classifier trained to tell target (label 1) from source
     (label 0) samples gives the ratio by Bayes' rule:
 

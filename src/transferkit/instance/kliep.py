@@ -173,6 +173,9 @@ def _fit_alpha(Kt: np.ndarray, ks_mean: np.ndarray, tol: float, max_iter: int
 class KLIEP(BaseReweighting):
     """Kullback-Leibler importance estimation procedure (Sugiyama et al., 2008).
 
+    Setting: unsupervised domain adaptation under covariate shift (the labelling rule
+    P(y|x) is shared, only P(x) moves); target labels are not needed.
+
     Under covariate shift (P(Y|X) shared, P(X) shifted) the source risk weighted by
     w(x) = p_t(x) / p_s(x) equals the target risk. KLIEP models the ratio as a non-negative
     combination of Gaussian kernels centred on target points,

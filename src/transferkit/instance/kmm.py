@@ -216,6 +216,9 @@ def _power_lambda_max(matvec, n: int, n_iter: int = 30, rtol: float = 1e-4) -> f
 class KMM(BaseReweighting):
     """Kernel mean matching (Huang et al., 2007).
 
+    Setting: unsupervised domain adaptation under covariate shift (the labelling rule
+    P(y|x) is shared, only P(x) moves); target labels are not needed.
+
     Reweights the source sample so that its mean in a Gaussian RKHS matches the target
     mean, under covariate shift (P(Y|X) shared, P(X) shifted). The weights β solve the
     quadratic programme of Huang, Smola, Gretton, Borgwardt and Schölkopf (2007)

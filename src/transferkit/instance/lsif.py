@@ -196,6 +196,9 @@ _SHARED_ATTRS = """\
 class ULSIF(_LSIFBase):
     """Unconstrained least-squares importance fitting (Kanamori, Hido & Sugiyama, 2009).
 
+    Setting: unsupervised domain adaptation under covariate shift (the labelling rule
+    P(y|x) is shared, only P(x) moves); target labels are not needed.
+
     Under covariate shift the source risk weighted by w(x) = p_t(x) / p_s(x) equals the
     target risk. uLSIF fits the kernel model w(x) = sum_l theta_l k(x, c_l) (Gaussian
     kernels centred on target points) by minimising the squared error to the true ratio
@@ -254,6 +257,9 @@ class ULSIF(_LSIFBase):
 @register(family="instance", settings=("unsupervised", "semi-supervised"), backend="sklearn")
 class RULSIF(_LSIFBase):
     """Relative unconstrained least-squares importance fitting (Yamada et al., 2013).
+
+    Setting: unsupervised domain adaptation under covariate shift (the labelling rule
+    P(y|x) is shared, only P(x) moves); target labels are not needed.
 
     Estimates the alpha-relative density ratio
 

@@ -18,6 +18,9 @@ __all__ = ["NearestNeighborsWeighting"]
 class NearestNeighborsWeighting(BaseReweighting):
     """Nearest-neighbour weighting (Loog, 2012).
 
+    Setting: unsupervised domain adaptation under covariate shift (the labelling rule
+    P(y|x) is shared, only P(x) moves); target labels are not needed.
+
     Under covariate shift the density ratio at a source point is estimated by the number
     of target points that fall in its Voronoi cell, i.e. whose nearest source point it
     is: the cell of ``x_i`` has probability ≈ 1/n_s under the source and ≈ p_t/(n_s p_s)
