@@ -10,6 +10,8 @@ scikit-learn.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,7 @@ from sklearn.metrics import accuracy_score, r2_score
 
 from ._random import seed_from
 from ._validation import CLASSIFICATION, REGRESSION, DomainData, check_domains, check_X, check_y
-from .errors import NotFittedError, UnsupportedTaskError
+from .errors import InputError, NotFittedError, UnsupportedTaskError
 
 __all__ = ["TransferEstimator", "make_base_estimator", "fit_weighted", "CLASSIFICATION",
            "REGRESSION"]
@@ -127,7 +129,11 @@ class TransferEstimator(BaseEstimator):
         return self
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predict labels (or values) for target-domain samples."""
+        """Predict labels (or values) for target-domain samples (an array, or a torch
+        Dataset / unshuffled DataLoader of ``x`` or ``(x, y)`` items, read batch by
+        batch)."""
+        if _is_torch_data(X):
+            return _per_batch(self.predict, X)
         X = self._check_predict_X(X)
         raw = np.asarray(self._predict_raw(X))
         if self.task_ == CLASSIFICATION:
@@ -135,7 +141,10 @@ class TransferEstimator(BaseEstimator):
         return raw.astype(np.float64).ravel()
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities for target-domain samples (classification only)."""
+        """Class probabilities for target-domain samples (classification only; arrays or
+        torch data, as in :meth:`predict`)."""
+        if _is_torch_data(X):
+            return _per_batch(self.predict_proba, X)
         X = self._check_predict_X(X)
         if self.task_ != CLASSIFICATION:
             raise UnsupportedTaskError(
@@ -144,8 +153,14 @@ class TransferEstimator(BaseEstimator):
             )
         return np.asarray(self._predict_proba_raw(X), dtype=np.float64)
 
-    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Accuracy (classification) or R² (regression) on target-domain data."""
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Accuracy (classification) or R² (regression) on target-domain data (torch data:
+        the labels come from its ``(x, y)`` items and ``y`` stays None)."""
+        if _is_torch_data(X):
+            if y is not None:
+                raise InputError("with torch data the labels come from its (x, y) items; "
+                                 "call score(data) without y.")
+            X, y = _labelled_rows(X)
         X = self._check_predict_X(X)
         y = check_y(y, X.shape[0], "y")
         pred = self.predict(X)
@@ -192,3 +207,32 @@ class TransferEstimator(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         return tags
+
+
+def _is_torch_data(X: Any) -> bool:
+    """A torch Dataset or DataLoader (checked only once torch is imported)."""
+    if "torch" not in sys.modules:
+        return False
+    from .nn.streams import is_torch_data
+
+    return is_torch_data(X)
+
+
+def _per_batch(fn: Callable[[np.ndarray], np.ndarray], X: Any) -> np.ndarray:
+    """``fn`` on each batch of torch data, concatenated: outputs in memory, inputs not."""
+    from .nn.streams import iter_batches
+
+    return np.concatenate([fn(x) for x, _ in iter_batches(X)])
+
+
+def _labelled_rows(X: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of torch data with ``(x, y)`` items (for ``score``)."""
+    from .nn.streams import iter_batches
+
+    xs, ys = [], []
+    for x, y in iter_batches(X):
+        if y is None:
+            raise InputError("score needs (x, y) items to compare the predictions with.")
+        xs.append(x)
+        ys.append(y)
+    return np.concatenate(xs), np.concatenate(ys)

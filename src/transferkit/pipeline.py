@@ -665,7 +665,7 @@ def run(output: str | os.PathLike = "transferkit-output", source: Any = None,
         Restrict the comparison to these names (SourceOnly is always added).
     seeds : int or list of int, default=3
         Repetitions (an int ``n`` means seeds ``0..n-1``). Three keep the default run
-        (17 methods, each network trained for the seed tutorial's 800 epochs) near a
+        (18 methods, the deep ones trained for the seed tutorial's 800 epochs) near a
         minute on 2 cores; pass more for tighter error bars.
     estimator : {"auto", "mlp", "linear", "boosting"} or estimator, default="auto"
         Base learner; see :func:`make_estimator`.

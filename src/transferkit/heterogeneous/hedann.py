@@ -9,6 +9,7 @@ import numpy as np
 from torch import nn
 
 from .._validation import DomainData, check_choice, check_X
+from ..base import _is_torch_data, _per_batch
 from ..errors import ParameterError
 from ..feature.dann import DANN, _DANNTask
 from ..nn.adaptation import SupervisedLoss
@@ -121,6 +122,16 @@ verbose, trainer_params, reinit, random_state
         self.source_mean_, self.source_scale_ = standard_scaling(data.Xs, self.standardize)
         self.x_mean_, self.x_scale_ = standard_scaling(data.Xt, self.standardize)
 
+    def _stream_scaling(self, ms: Any, mt: Any) -> None:
+        from ..nn.streams import moments_scaling
+
+        self.n_source_features_ = int(ms.n_features)
+        self.source_mean_, self.source_scale_ = moments_scaling(ms)
+        self.x_mean_, self.x_scale_ = moments_scaling(mt)
+        if not self.standardize:
+            self.source_mean_, self.source_scale_ = np.zeros(ms.n_features), np.ones(ms.n_features)
+            self.x_mean_, self.x_scale_ = np.zeros(mt.n_features), np.ones(mt.n_features)
+
     def _scale_source(self, X: np.ndarray) -> np.ndarray:
         return (X - self.source_mean_) / self.source_scale_
 
@@ -144,6 +155,8 @@ verbose, trainer_params, reinit, random_state
         check_choice("domain", domain, ("target", "source"))
         if domain == "target":
             return super().transform(X)
+        if _is_torch_data(X):
+            return _per_batch(lambda x: self.transform(x, domain="source"), X)
         self._check_fitted()
         X = check_X(X, "X (source features)", n_features=self.n_source_features_)
         return self._outputs(X, "encoder", source=True)

@@ -17,9 +17,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._random import seed_from
-from .._validation import CLASSIFICATION, DomainData, check_choice
+from .._validation import CLASSIFICATION, REGRESSION, DomainData, check_choice
 from ..base import TransferEstimator
-from ..errors import InputError, ParameterError
+from ..errors import (
+    FeatureMismatchError,
+    InputError,
+    MissingTargetLabelsError,
+    ParameterError,
+    SingleClassError,
+    UnsupportedTaskError,
+)
 from .estimator import _reset_parameters, standard_scaling
 from .networks import cnn_encoder, image_shape, mlp
 from .trainer import Trainer, resolve_device
@@ -103,13 +110,24 @@ class DeepAdaptation(TransferEstimator):
             self.y_scale_ = float(data.ys.std()) or 1.0
             ys = ((data.ys - self.y_mean_) / self.y_scale_).astype(np.float32)
             yt = np.nan_to_num((data.yt - self.y_mean_) / self.y_scale_).astype(np.float32)
+        trainer, task = self._prepare(kind, n_out, data.Xt.shape[1], bool(np.any(data.labeled)),
+                                      fit_params)
+        f32 = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)  # noqa: E731
+        batches = {"source": (f32(self._scale_source(data.Xs)), f32(ys)),
+                   "target": (f32(self._scale(data.Xt)), f32(yt),
+                              torch.as_tensor(data.labeled))}
+        self.history_ = trainer.fit(task, batches)
+        self.networks_.cpu().eval()
+
+    def _prepare(self, kind: str, n_out: int, n_in: int, target_labels: bool,
+                 fit_params: dict[str, Any]) -> tuple[Trainer, Any]:
+        """Networks (seeded from ``random_state``), the method's task and the Trainer."""
         self._kind = kind
         seed = seed_from(self.random_state)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.networks_ = self._build(data.Xt.shape[1], n_out)
-        loss = SupervisedLoss(kind, target_labels=bool(np.any(data.labeled)))
-        task = self._make_task(self.networks_, loss)
+            self.networks_ = self._build(n_in, n_out)
+        task = self._make_task(self.networks_, SupervisedLoss(kind, target_labels=target_labels))
         trainer = Trainer(
             epochs=fit_params.pop("epochs", self.epochs),
             batch_size=fit_params.pop("batch_size", self.batch_size), optimizer=self.optimizer,
@@ -119,12 +137,104 @@ class DeepAdaptation(TransferEstimator):
         if fit_params:
             raise InputError(f"unknown fit parameters {sorted(fit_params)}; use epochs, "
                              "batch_size or verbose.")
-        f32 = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)  # noqa: E731
-        batches = {"source": (f32(self._scale_source(data.Xs)), f32(ys)),
-                   "target": (f32(self._scale(data.Xt)), f32(yt),
-                              torch.as_tensor(data.labeled))}
-        self.history_ = trainer.fit(task, batches)
+        return trainer, task
+
+    # ------------------------------------------------------------- torch data
+    def fit(self, Xs: Any, ys: Any, Xt: Any, yt: Any = None, **fit_params: Any):
+        """Fit on arrays (see :meth:`TransferEstimator.fit`), or on torch data.
+
+        ``Xs`` and ``Xt`` may be ``torch.utils.data`` Datasets or DataLoaders, so data
+        need not fit in memory; the labels then come from the items (``ys`` and ``yt``
+        None): source items ``(x, y)``, target items ``x`` or ``(x, y)`` where a NaN label
+        (or a negative class index) marks an unlabelled row. Class labels are numbers
+        (their distinct values are the classes); a real-valued label makes a regression.
+        A Dataset is read through a shuffling DataLoader of ``batch_size``; a DataLoader
+        is used as it is (its batch size and order). One pass over each domain before
+        training gathers the scaling statistics and the classes.
+        """
+        from .streams import is_torch_data
+
+        if not (is_torch_data(Xs) or is_torch_data(Xt)):
+            return super().fit(Xs, ys, Xt, yt, **fit_params)
+        if not (is_torch_data(Xs) and is_torch_data(Xt)):
+            raise InputError("pass both domains as torch Datasets/DataLoaders, or both as "
+                             "arrays.")
+        if ys is not None or yt is not None:
+            raise InputError("with torch Datasets the labels come from the items (source "
+                             "(x, y), target x or (x, y)); pass ys=None and no yt.")
+        self._fit_stream(Xs, Xt, dict(fit_params))
+        return self
+
+    def _fit_stream(self, source: Any, target: Any, fit_params: dict[str, Any]) -> None:
+        from .streams import LoaderDomain, as_loader, scan, split_item
+
+        check_choice("init", self.init, ("torch", "glorot"))
+        seed = seed_from(self.random_state)
+        bs = fit_params.get("batch_size", self.batch_size)
+        src, tgt = as_loader(source, bs, seed), as_loader(target, bs, seed + 1)
+        ms, mt = scan(src, "the source", True), scan(tgt, "the target", False)
+        if ms.n_features != mt.n_features and not self._heterogeneous:
+            raise FeatureMismatchError(
+                f"source items have {ms.n_features} features and target items "
+                f"{mt.n_features}; both domains need the same features.")
+        task = self._forced_task() or (CLASSIFICATION if ms.integral and (
+            mt.integral or not mt.n_labelled) else REGRESSION)
+        if task not in self._tasks:
+            raise UnsupportedTaskError(f"{type(self).__name__} handles "
+                                       f"{' and '.join(self._tasks)}, not {task}.")
+        if self._needs_target_labels and not mt.n_labelled:
+            raise MissingTargetLabelsError(
+                "this method needs some labelled target samples: give target items (x, y) "
+                "with NaN (or -1) for the unlabelled ones.")
+        self.task_, self.n_features_in_ = task, int(mt.n_features)
+        if task == CLASSIFICATION:
+            if len(ms.labels) < 2:
+                raise SingleClassError("the source labels hold a single class; a classifier "
+                                       "needs at least two classes in the source.")
+            self.classes_ = np.array(sorted(ms.labels | mt.labels))
+            n_out = 1 if len(self.classes_) == 2 else len(self.classes_)
+            kind = "binary" if n_out == 1 else "multiclass"
+            self.y_mean_, self.y_scale_ = 0.0, 1.0
+        else:
+            kind, n_out = "regression", 1
+            self.y_mean_ = ms.y_sum / ms.n
+            self.y_scale_ = float(np.sqrt(max(ms.y_sumsq / ms.n - self.y_mean_**2, 0.0))) or 1.0
+        self._stream_scaling(ms, mt)
+        trainer, train_task = self._prepare(kind, n_out, int(mt.n_features), mt.n_labelled > 0,
+                                            fit_params)
+        classes = torch.as_tensor(getattr(self, "classes_", np.zeros(0)), dtype=torch.float64)
+
+        def labels(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            y = y.double()
+            known = ~torch.isnan(y) & ((y >= 0) if task == CLASSIFICATION else True)
+            y = torch.where(known, y, torch.zeros_like(y))
+            y = (torch.searchsorted(classes, y) if task == CLASSIFICATION
+                 else (y - self.y_mean_) / self.y_scale_)
+            return y.float(), known
+
+        def source_batch(batch: Any, device: torch.device) -> tuple:
+            x, y = split_item(batch, "the source", True)
+            x = torch.as_tensor(self._scale_source(x.numpy()), dtype=torch.float32)
+            return x.to(device), labels(y)[0].to(device)
+
+        def target_batch(batch: Any, device: torch.device) -> tuple:
+            x, y = split_item(batch, "the target", False)
+            x = torch.as_tensor(self._scale(x.numpy()), dtype=torch.float32)
+            if y is None:
+                y_enc, known = torch.zeros(len(x)), torch.zeros(len(x), dtype=torch.bool)
+            else:
+                y_enc, known = labels(y)
+            return x.to(device), y_enc.to(device), known.to(device)
+
+        self.history_ = trainer.fit(train_task, {"source": LoaderDomain(src, source_batch),
+                                                 "target": LoaderDomain(tgt, target_batch)})
         self.networks_.cpu().eval()
+
+    def _stream_scaling(self, ms: Any, mt: Any) -> None:
+        """Input scaling from the two domains' streamed moments (pooled, as for arrays)."""
+        from .streams import moments_scaling
+
+        self.x_mean_, self.x_scale_ = moments_scaling(ms, mt)
 
     def _fit_scaling(self, data: DomainData) -> None:
         """Input scaling: pooled source+target mean and std (one encoder reads both)."""
@@ -206,7 +316,11 @@ class DeepAdaptation(TransferEstimator):
         return np.concatenate(outs).reshape(len(X), -1)
 
     def transform(self, X: Any) -> np.ndarray:
-        """The learned (domain-invariant) features of ``X``."""
+        """The learned (domain-invariant) features of ``X`` (an array or torch data)."""
+        from ..base import _is_torch_data, _per_batch
+
+        if _is_torch_data(X):
+            return _per_batch(self.transform, X)
         return self._outputs(self._check_predict_X(X), "encoder")
 
     def _predict_proba_raw(self, X: np.ndarray) -> np.ndarray:

@@ -21,11 +21,12 @@ import torch
 from torch import nn
 
 from .._random import seed_from
+from .streams import LoaderDomain
 
 __all__ = ["Trainer", "TrainTask", "resolve_device", "seed_from", "distributed_info"]
 
 Tensors = tuple[torch.Tensor, ...]
-Data = Tensors | Mapping[str, Tensors]
+Data = Tensors | Mapping[str, Tensors | LoaderDomain]
 
 
 class TrainTask(Protocol):
@@ -231,9 +232,10 @@ class Trainer:
         return self.num_threads  # type: ignore[return-value]
 
     @staticmethod
-    def _as_domains(data: Data) -> tuple[dict[str, Tensors], bool]:
+    def _as_domains(data: Data) -> tuple[dict[str, Any], bool]:
         if isinstance(data, Mapping):
-            return {k: tuple(v) for k, v in data.items()}, True
+            return {k: v if isinstance(v, LoaderDomain) else tuple(v)
+                    for k, v in data.items()}, True
         return {"data": tuple(data)}, False
 
     # ------------------------------------------------------------------ fit
@@ -245,14 +247,18 @@ class Trainer:
         Parameters
         ----------
         task : TrainTask
-        data : tuple of tensors, or dict of name -> tuple of tensors
-            Tensors of one domain share their first dimension.
+        data : tuple of tensors, or dict of name -> tuple of tensors or LoaderDomain
+            Tensors of one domain share their first dimension. A
+            :class:`~transferkit.nn.streams.LoaderDomain` draws its batches from a
+            DataLoader (its own batch size and order; under ``torchrun`` give it a
+            ``DistributedSampler``, since the Trainer shards only tensors).
         validation : callable, optional
             Called after every epoch with the module in eval mode; its metrics are logged
             as ``val_<name>`` (lower is better when monitored).
         """
         domains, named = self._as_domains(data)
-        sizes = {k: int(v[0].shape[0]) for k, v in domains.items()}
+        sizes = {k: v.steps if isinstance(v, LoaderDomain) else int(v[0].shape[0])
+                 for k, v in domains.items()}
         empty = [k for k, n in sizes.items() if n == 0]
         if empty:
             raise ValueError(f"cannot train on an empty data set ({', '.join(empty)}).")
@@ -273,10 +279,13 @@ class Trainer:
             seed = int(t.item())
         torch.manual_seed(seed)  # dropout & co. (the global RNG), reproducible from the seed
         gen = torch.Generator().manual_seed(seed)
-        local = {k: math.ceil(n / world) for k, n in sizes.items()}
+        loaders = {k: v for k, v in domains.items() if isinstance(v, LoaderDomain)}
+        domains = {k: v for k, v in domains.items() if k not in loaders}
+        local = {k: math.ceil(sizes[k] / world) for k in domains}
         bs = {k: n if self.batch_size is None else max(1, min(int(self.batch_size), n))
               for k, n in local.items()}
-        steps = max(math.ceil(local[k] / bs[k]) for k in domains)
+        steps = max([math.ceil(local[k] / bs[k]) for k in domains]
+                    + [v.steps for v in loaders.values()])
         module = task.module.to(device)
         if world > 1:
             _broadcast_parameters(module)
@@ -329,11 +338,14 @@ class Trainer:
                 orders = {k: _epoch_order(sizes[k], steps * bs[k] if math.ceil(
                     local[k] / bs[k]) < steps else local[k], rank, world, gen, device)
                     for k in domains}
+                for v in loaders.values():
+                    v.start_epoch()
                 # Accumulate on the device: a float() per step would sync a GPU every step.
                 sums: dict[str, torch.Tensor] = {}
                 for step in range(steps):
                     batch = {k: tuple(t[orders[k][step * bs[k]:(step + 1) * bs[k]]]
                                       for t in v) for k, v in domains.items()}
+                    batch.update({k: v.next_batch(device) for k, v in loaders.items()})
                     b = batch if named else batch["data"]
                     t = epoch * steps + step
                     progress = t / max(1, self.epochs * steps)
