@@ -289,3 +289,19 @@ def test_judge_takes_the_shift_report_as_diagnose_returns_it():
     as_object = judge(board, choose(board), report)
     assert as_object.to_dict() == judge(board, choose(board), report.to_dict()).to_dict()
     assert "shift_detected" in as_object.evidence
+
+
+def test_choose_leaves_out_a_collapsed_candidate_whose_entropy_is_zero():
+    """A classifier that puts every target row in one class has entropy 0 and would win
+    the entropy ranking; the rule leaves it out while source-only separates classes."""
+    from sklearn.dummy import DummyClassifier
+
+    Xs, ys, Xt, yt = tk.datasets.make_covariate_shift(120, 120, random_state=0)
+    board = compare(["SourceOnly", "KMM"], Xs, ys, Xt, y_eval=yt, seeds=2, n_jobs=1,
+                    progress=False, selection=["entropy"],
+                    method_params={"KMM": {"estimator": DummyClassifier(
+                        strategy="most_frequent")}})
+    assert np.mean(board.terms("KMM", "entropy")) == 0.0
+    choice = choose(board)
+    assert choice.method == "SourceOnly" and "KMM" in choice.excluded
+    assert any("collapse" in r for r in choice.reasons)

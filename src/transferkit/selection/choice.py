@@ -16,7 +16,10 @@ evidence is paired and clear:
    compete on the entropy of their seed-averaged target predictions (classification; a
    method whose seeds disagree on the target is uncertain there even if each seed is
    confident), or on IWCV (regression); a candidate replaces source-only only when it is
-   significantly better (:func:`~transferkit.selection.criteria.paired_choice`).
+   significantly better (:func:`~transferkit.selection.criteria.paired_choice`). A
+   candidate whose target predictions collapse to one class while source-only's do not
+   is left out first: its zero entropy is no evidence (this changes no choice on the 58
+   benchmark problems).
 
 On the ten shift problems it was chosen on (``benchmarks/bench_selection.py``,
 ``docs/benchmarks.md``) this rule is never more than one point below source-only and within
@@ -152,6 +155,12 @@ def choose(board: Leaderboard, *, reference: str = "SourceOnly", confidence: flo
         return Choice(reference, None, [
             f"Reverse validation was not available here, so the cautious rule keeps "
             f"{reference}."], rule=rule)
+    collapsed = _collapsed(board, reference)
+    if collapsed:
+        reasons.append(f"{', '.join(collapsed)} put{'s' if len(collapsed) == 1 else ''} every "
+                       f"target row in one class where {reference} does not: a collapse, "
+                       "whose zero entropy is no evidence, so "
+                       f"{'it is' if len(collapsed) == 1 else 'they are'} left out.")
     if excluded:
         reasons.append(
             f"Reverse validation ruled out {', '.join(excluded)}: a model trained on their "
@@ -173,6 +182,7 @@ def choose(board: Leaderboard, *, reference: str = "SourceOnly", confidence: flo
         return Choice(reference, None, reasons + [
             f"No label-free criterion could score the candidates here, {kept}"], excluded,
             rule=rule)
+    excluded.update(collapsed)
     terms = {m: t for m, t in ranks[rank].items() if m not in excluded}
     if not terms:
         return Choice(reference, None, reasons + [f"No candidate has a label-free score, "
@@ -182,6 +192,21 @@ def choose(board: Leaderboard, *, reference: str = "SourceOnly", confidence: flo
                                     reference=ref, confidence=confidence)
     reasons.append(_why(method, ref, rank, details))
     return Choice(method, rank, reasons, excluded, details, rule=rule)
+
+
+def _collapsed(board: Leaderboard, reference: str | None) -> dict[str, str]:
+    """Candidates whose seed-averaged target predictions are one class for every row
+    while the reference's are not (a collapsed classifier has zero entropy, which the
+    entropy ranking would otherwise take for confidence)."""
+    ref = None if reference is None else board.mean_target_proba(reference)
+    if ref is None or len(np.unique(ref.argmax(1))) < 2:
+        return {}
+    out = {}
+    for m in board.candidates:
+        proba = board.mean_target_proba(m) if m != reference else None
+        if proba is not None and len(np.unique(proba.argmax(1))) == 1:
+            out[m] = "predicts one class for every target row"
+    return out
 
 
 def _guard(board: Leaderboard, reference: str, guard_se: float) -> dict[str, str] | None:

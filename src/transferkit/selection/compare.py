@@ -169,8 +169,7 @@ class Leaderboard:
     def mean_target_proba(self, method: str, min_seeds: int = 1) -> np.ndarray | None:
         """``method``'s target class probabilities averaged over its successful seeds
         (the seed ensemble's prediction), or None with fewer than ``min_seeds`` of them.
-        ``compare`` keeps them for classification scored with selection criteria over two
-        or more seeds."""
+        ``compare`` keeps them for classification scored with selection criteria."""
         probas = [r["target_proba"] for r in self.results if r["method"] == method
                   and r["error"] is None and r.get("target_proba") is not None]
         if len(probas) < max(min_seeds, 1) or len({p.shape for p in probas}) != 1:
@@ -535,7 +534,7 @@ def compare(
                                              seed_list[0])
 
     proba_rows = None
-    if crits is not None and task == CLASSIFICATION and len(seed_list) > 1:
+    if crits is not None and task == CLASSIFICATION:  # ensemble entropy, collapse check
         n_t = data.Xt.shape[0]
         proba_rows = (np.arange(n_t) if n_t <= MAX_PROBA_ROWS else np.sort(
             np.random.default_rng(seed_list[0]).choice(n_t, MAX_PROBA_ROWS, replace=False)))
@@ -578,7 +577,7 @@ def compare(
     if crits is not None:
         board.criteria = {c.name or type(c).__name__: bool(c.greater_is_better) for c in crits}
         board.selection = next(iter(board.criteria))
-        if proba_rows is not None:
+        if proba_rows is not None and len(seed_list) > 1:  # an ensemble needs two seeds
             board.criteria[ENSEMBLE_ENTROPY] = False
     return board
 
