@@ -37,17 +37,22 @@ class Rows(Dataset):
 
 def test_dann_on_datasets_adapts_and_predicts_like_on_arrays():
     Xs, ys, Xt, yt = tk.datasets.make_two_moons_shift()
-    params = {**adapt_two_moons_settings("DANN"), "epochs": 200}
-    m = DANN(**params, random_state=0).fit(Rows(Xs, ys), None, Rows(Xt))
-    off = DANN(**{**params, "lambda_": 0.0}, random_state=0).fit(Rows(Xs, ys), None, Rows(Xt))
-    assert m.score(Xt, yt) >= 0.9 and m.score(Xt, yt) > off.score(Xt, yt) + 0.05
+    params = {**adapt_two_moons_settings("DANN"), "epochs": 400}
+
+    def fit(seed, **kw):
+        return DANN(**{**params, **kw}, random_state=seed).fit(Rows(Xs, ys), None, Rows(Xt))
+
+    on = np.mean([fit(s).score(Xt, yt) for s in (0, 1)])  # 0.93 (0.98, 0.88)
+    off = np.mean([fit(s, lambda_=0.0).score(Xt, yt) for s in (0, 1)])  # 0.83
+    assert on >= 0.9 and on >= off + 0.05, (on, off)
+    m = DANN(**{**params, "epochs": 50}, random_state=0).fit(Rows(Xs, ys), None, Rows(Xt))
     assert list(m.classes_) == [0, 1]
     loader = DataLoader(_ds(Xt), batch_size=7)  # unshuffled, odd batch size
     np.testing.assert_array_equal(m.predict(loader), m.predict(Xt))
     np.testing.assert_allclose(m.predict_proba(_ds(Xt)), m.predict_proba(Xt))
     np.testing.assert_allclose(m.transform(loader), m.transform(Xt))
     assert m.score(_ds(Xt, yt)) == m.score(Xt, yt)
-    assert len(m.history_["domain"]) == 200
+    assert len(m.history_["domain"]) == 50
 
 
 def test_streamed_statistics_equal_the_array_ones():
@@ -148,3 +153,46 @@ def test_every_deep_adaptation_method_takes_datasets(info):
     m = info.create(epochs=2, random_state=0).fit(_ds(Xs, ys), None, _ds(Xt))
     assert m.predict(_ds(Xt)).shape == (60,)
     assert 0.0 <= m.score(_ds(Xt, yt)) <= 1.0
+
+
+def test_negative_classes_and_the_unlabelled_marker_are_told_apart():
+    Xs, ys, Xt, yt = tk.datasets.make_two_moons_shift()
+    signed = np.where(ys == 1, 1, -1)  # classes -1 and 1 in the source
+    arrays = DANN(epochs=30, random_state=0).fit(Xs, signed, Xt)
+    stream = DANN(epochs=30, random_state=0).fit(_ds(Xs, signed), None, _ds(Xt))
+    assert list(stream.classes_) == [-1, 1]
+    assert stream.score(Xs, signed) >= arrays.score(Xs, signed) - 0.05 >= 0.8
+    # a float -1.0 in the target marks an unlabelled row when -1 is no source class
+    partial = np.full(len(yt), -1.0)
+    partial[:6] = yt[:6]
+    m = DANN(epochs=2, random_state=0).fit(_ds(Xs, ys), None, _ds(Xt, partial))
+    assert list(m.classes_) == [0, 1] and m.predict_proba(Xt).shape == (100, 2)
+    # score reads the labelled items only, as fit does
+    assert m.score(_ds(Xt, partial)) == m.score(Xt[:6], yt[:6])
+    # a target -1 that is a source class is a label
+    m = DANN(epochs=2, random_state=0).fit(_ds(Xs, signed), None,
+                                         _ds(Xt, np.where(yt == 1, 1, -1)))
+    assert m.score(_ds(Xt, np.where(yt == 1, 1, -1))) == m.score(Xt, np.where(yt == 1, 1, -1))
+
+
+def test_a_run_resumed_on_datasets_ends_like_an_uninterrupted_one(tmp_path):
+    Xs, ys, Xt, _ = tk.datasets.make_two_moons_shift()
+
+    def fit(epochs, **trainer):
+        # a constant λ: the loss does not depend on the planned number of epochs, so a
+        # 3-epoch run is the 6-epoch one interrupted after epoch 3
+        return DANN(epochs=epochs, batch_size=16, schedule="constant", random_state=0,
+                    trainer_params={"checkpoint_dir": str(tmp_path), "checkpoint_every": 3,
+                                    **trainer}).fit(_ds(Xs, ys), None, _ds(Xt))
+
+    whole = DANN(epochs=6, batch_size=16, schedule="constant", random_state=0).fit(
+        _ds(Xs, ys), None, _ds(Xt))
+    fit(3)  # leaves a checkpoint after epoch 3
+    resumed = fit(6, resume=True)
+    np.testing.assert_allclose(resumed.predict_proba(Xt), whole.predict_proba(Xt), atol=1e-6)
+
+
+def test_methods_without_torch_data_support_say_so():
+    Xs, ys, Xt, _ = tk.datasets.make_two_moons_shift()
+    with pytest.raises(errors.InputError, match="deep adaptation methods"):
+        tk.make("KMM").fit(_ds(Xs, ys), None, _ds(Xt))

@@ -110,6 +110,10 @@ class TransferEstimator(BaseEstimator):
         -------
         self
         """
+        if _is_torch_data(Xs) or _is_torch_data(Xt):
+            raise InputError(f"{type(self).__name__} takes arrays, DataFrames or tensors; torch "
+                             "Datasets and DataLoaders go to the deep adaptation methods "
+                             "(DANN, ADDA, DeepCORAL, DAN, MCD, MDD, CDAN, HeDANN).")
         data = check_domains(Xs, ys, Xt, yt, estimator=getattr(self, "estimator", None),
                              task=self._forced_task(),
                              needs_target_labels=self._needs_target_labels,
@@ -160,7 +164,9 @@ class TransferEstimator(BaseEstimator):
             if y is not None:
                 raise InputError("with torch data the labels come from its (x, y) items; "
                                  "call score(data) without y.")
-            X, y = _labelled_rows(X)
+            classes = getattr(self, "classes_", None)
+            numeric = classes is not None and np.asarray(classes).dtype.kind in "biuf"
+            X, y = _labelled_rows(X, classes if numeric else None)
         X = self._check_predict_X(X)
         y = check_y(y, X.shape[0], "y")
         pred = self.predict(X)
@@ -225,14 +231,20 @@ def _per_batch(fn: Callable[[np.ndarray], np.ndarray], X: Any) -> np.ndarray:
     return np.concatenate([fn(x) for x, _ in iter_batches(X)])
 
 
-def _labelled_rows(X: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of torch data with ``(x, y)`` items (for ``score``)."""
-    from .nn.streams import iter_batches
+def _labelled_rows(X: Any, classes: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of the labelled ``(x, y)`` items of torch data (for ``score``;
+    the rows ``fit`` reads as unlabelled, NaN or a negative non-class, are left out)."""
+    import torch
+
+    from .nn.streams import iter_batches, unlabelled
 
     xs, ys = [], []
     for x, y in iter_batches(X):
         if y is None:
             raise InputError("score needs (x, y) items to compare the predictions with.")
-        xs.append(x)
-        ys.append(y)
+        keep = ~unlabelled(torch.as_tensor(y), None if classes is None else classes.tolist())
+        xs.append(x[keep.numpy()])
+        ys.append(y[keep.numpy()])
+    if not sum(len(y) for y in ys):
+        raise InputError("score found no labelled items (every label is NaN or -1).")
     return np.concatenate(xs), np.concatenate(ys)

@@ -166,13 +166,16 @@ class DeepAdaptation(TransferEstimator):
         return self
 
     def _fit_stream(self, source: Any, target: Any, fit_params: dict[str, Any]) -> None:
-        from .streams import LoaderDomain, as_loader, scan, split_item
+        from torch.utils.data import DataLoader
+
+        from .streams import LoaderDomain, as_loader, scan, split_item, unlabelled
 
         check_choice("init", self.init, ("torch", "glorot"))
         seed = seed_from(self.random_state)
         bs = fit_params.get("batch_size", self.batch_size)
         src, tgt = as_loader(source, bs, seed), as_loader(target, bs, seed + 1)
-        ms, mt = scan(src, "the source", True), scan(tgt, "the target", False)
+        ms = scan(src, "the source", True)
+        mt = scan(tgt, "the target", False, ms.labels if ms.integral else None)
         if ms.n_features != mt.n_features and not self._heterogeneous:
             raise FeatureMismatchError(
                 f"source items have {ms.n_features} features and target items "
@@ -203,11 +206,12 @@ class DeepAdaptation(TransferEstimator):
         trainer, train_task = self._prepare(kind, n_out, int(mt.n_features), mt.n_labelled > 0,
                                             fit_params)
         classes = torch.as_tensor(getattr(self, "classes_", np.zeros(0)), dtype=torch.float64)
+        source_classes = ms.labels if task == CLASSIFICATION else None
 
-        def labels(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def labels(y: torch.Tensor, target: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
             y = y.double()
-            known = ~torch.isnan(y) & ((y >= 0) if task == CLASSIFICATION else True)
-            y = torch.where(known, y, torch.zeros_like(y))
+            known = ~unlabelled(y, source_classes) if target else torch.ones_like(y, dtype=bool)
+            y = torch.where(known, y, classes[0] if len(classes) else torch.zeros_like(y))
             y = (torch.searchsorted(classes, y) if task == CLASSIFICATION
                  else (y - self.y_mean_) / self.y_scale_)
             return y.float(), known
@@ -223,11 +227,16 @@ class DeepAdaptation(TransferEstimator):
             if y is None:
                 y_enc, known = torch.zeros(len(x)), torch.zeros(len(x), dtype=torch.bool)
             else:
-                y_enc, known = labels(y)
+                y_enc, known = labels(y, target=True)
             return x.to(device), y_enc.to(device), known.to(device)
 
-        self.history_ = trainer.fit(train_task, {"source": LoaderDomain(src, source_batch),
-                                                 "target": LoaderDomain(tgt, target_batch)})
+        # loaders built here are reseeded every epoch (reproducible resume); a caller's
+        # DataLoader keeps its own order
+        own = [None if isinstance(d, DataLoader) else seed + i for i, d in
+               enumerate((source, target))]
+        self.history_ = trainer.fit(train_task, {
+            "source": LoaderDomain(src, source_batch, own[0]),
+            "target": LoaderDomain(tgt, target_batch, own[1])})
         self.networks_.cpu().eval()
 
     def _stream_scaling(self, ms: Any, mt: Any) -> None:

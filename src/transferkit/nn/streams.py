@@ -20,7 +20,7 @@ import torch
 from ..errors import InputError
 
 __all__ = ["is_torch_data", "as_loader", "split_item", "iter_batches", "Moments", "scan",
-           "moments_scaling", "LoaderDomain"]
+           "unlabelled", "moments_scaling", "LoaderDomain"]
 
 #: Above this many distinct integral labels a label column is read as real-valued.
 MAX_CLASSES = 10_000
@@ -83,23 +83,25 @@ def iter_batches(X: Any, name: str = "X", batch_size: int = 4096
 def moments_scaling(*moments: Moments) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and standard deviation pooled over ``moments`` (a constant
     feature's deviation taken as 1, as for arrays)."""
-    n = sum(m.n for m in moments)
-    mean = sum(m.sum for m in moments) / n
-    var = np.maximum(sum(m.sumsq for m in moments) / n - mean**2, 0.0)
-    std = np.sqrt(var)
-    # sum-of-squares leaves rounding noise of about 1e-8·|mean| on a constant feature
-    return mean, np.where(std > 1e-6 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+    pooled = Moments(n_features=moments[0].n_features, mean=np.zeros(moments[0].n_features),
+                     m2=np.zeros(moments[0].n_features))
+    for m in moments:
+        pooled._merge(m.n, m.mean, m.m2)
+    std = np.sqrt(pooled.m2 / pooled.n)
+    return pooled.mean, np.where(std > 1e-12, std, 1.0)
 
 
 @dataclass
 class Moments:
-    """What one pass over a domain learns: rows, feature sums and squared sums (float64),
-    and the labels seen (distinct values while they look like classes, and their sums)."""
+    """What one pass over a domain learns: rows, per-feature mean and sum of squared
+    deviations (float64, merged batch by batch as Chan et al. do, so a large offset costs
+    no precision), and the labels seen (distinct values while they look like classes,
+    and their sums)."""
 
     n: int = 0
     n_features: int | None = None
-    sum: np.ndarray | None = None
-    sumsq: np.ndarray | None = None
+    mean: np.ndarray | None = None
+    m2: np.ndarray | None = None
     labels: set = field(default_factory=set)
     integral: bool = True
     n_labelled: int = 0
@@ -113,13 +115,12 @@ class Moments:
                              "before fitting.")
         if self.n_features is None:
             self.n_features = x.shape[1]
-            self.sum, self.sumsq = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+            self.mean, self.m2 = np.zeros(x.shape[1]), np.zeros(x.shape[1])
         elif x.shape[1] != self.n_features:
             raise InputError(f"{name} items have {x.shape[1]} features after {self.n_features} "
                              "in earlier batches; every item needs the same shape.")
-        self.n += x.shape[0]
-        self.sum += xd.sum(0).numpy()
-        self.sumsq += (xd * xd).sum(0).numpy()
+        batch_mean = xd.mean(0)
+        self._merge(x.shape[0], batch_mean.numpy(), ((xd - batch_mean) ** 2).sum(0).numpy())
         if y is None:
             return
         yd = y.double()
@@ -137,17 +138,37 @@ class Moments:
                     self.integral, self.labels = False, set()
 
 
-def scan(loader: Any, name: str, needs_label: bool) -> Moments:
-    """One pass over ``loader``: its :class:`Moments` (a negative integral label, like a
-    NaN, counts as unlabelled: the target's marker for rows without a label)."""
+    def _merge(self, n: int, mean: np.ndarray, m2: np.ndarray) -> None:
+        total = self.n + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + m2 + delta**2 * (self.n * n / total)
+        self.n = total
+
+
+def unlabelled(y: torch.Tensor, classes: Any) -> torch.Tensor:
+    """Where target labels ``y`` mark a row without a label: NaN, or (with the source's
+    ``classes``, i.e. for classification) a negative value that is not a source class."""
+    y = y.double()
+    out = torch.isnan(y)
+    if classes is not None:
+        known = torch.as_tensor(sorted(classes), dtype=torch.float64)
+        out |= (y < 0) & ~torch.isin(y, known)
+    return out
+
+
+def scan(loader: Any, name: str, needs_label: bool, classes: Any = None) -> Moments:
+    """One pass over ``loader``: its :class:`Moments`. Source labels (``needs_label``)
+    must all be there; target labels may be missing (:func:`unlabelled`, with the
+    source's ``classes`` for classification)."""
     m = Moments()
     for batch in loader:
         x, y = split_item(batch, name, needs_label)
         if needs_label and y.is_floating_point() and bool(torch.isnan(y).any()):
             raise InputError(f"{name} has items without a label (NaN); every source item "
                              "needs one.")
-        if y is not None and not needs_label and not y.is_floating_point():
-            y = y.double().masked_fill(y < 0, float("nan"))
+        if y is not None and not needs_label:
+            y = y.double().masked_fill(unlabelled(y, classes), float("nan"))
         m.add(x, y, name)
     if m.n == 0:
         raise InputError(f"{name} has no samples; each domain needs at least one row.")
@@ -162,15 +183,22 @@ class LoaderDomain:
     fewer batches starts over when it runs out.
     """
 
-    def __init__(self, loader: Any, transform: Callable[[Any, torch.device], tuple]) -> None:
-        self.loader, self.transform = loader, transform
+    def __init__(self, loader: Any, transform: Callable[[Any, torch.device], tuple],
+                 seed: int | None = None) -> None:
+        self.loader, self.transform, self.seed = loader, transform, seed
         self._it: Iterator | None = None
 
     @property
     def steps(self) -> int:
         return len(self.loader)
 
-    def start_epoch(self) -> None:
+    def start_epoch(self, epoch: int) -> None:
+        """Start the epoch's pass; with ``seed`` (a loader transferkit built), its shuffle
+        is reseeded from (seed, epoch), so a run resumed from a checkpoint draws the
+        same batches as an uninterrupted one."""
+        generator = getattr(self.loader, "generator", None)
+        if self.seed is not None and generator is not None:
+            generator.manual_seed(self.seed * 1_000_003 + epoch)
         self._it = iter(self.loader)
 
     def next_batch(self, device: torch.device) -> tuple:

@@ -339,7 +339,7 @@ class Trainer:
                     local[k] / bs[k]) < steps else local[k], rank, world, gen, device)
                     for k in domains}
                 for v in loaders.values():
-                    v.start_epoch()
+                    v.start_epoch(epoch)
                 # Accumulate on the device: a float() per step would sync a GPU every step.
                 sums: dict[str, torch.Tensor] = {}
                 for step in range(steps):
