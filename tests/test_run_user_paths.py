@@ -136,3 +136,30 @@ def test_one_seed_shows_no_spread_in_the_text_table():
     board = tk.selection.compare(["SourceOnly"], Xs, ys, Xt, y_eval=yt, seeds=1, n_jobs=1,
                                  progress=False)
     assert "±" not in format_table(board)
+
+
+def test_ignore_is_checked_for_every_kind_of_input(capsys, data, tmp_path):
+    _assert_user_error(_run(capsys, data, tmp_path / "a", "--ignore", "y"), "label column")
+    proc = in_process(capsys, "run", "--source", str(data / "text_labelled.csv"), "--target",
+                      str(data / "text.csv"), "--label", "y", "--text-column", "review",
+                      "--ignore", "nope", "--output", str(tmp_path / "b"), *FAST)
+    _assert_user_error(proc, "'nope'")
+
+
+def test_one_feature_left_still_gets_its_pictures_and_ids_keep_their_own_column(
+        capsys, data, tmp_path):
+    # one feature (x1) left: the domain picture spreads it vertically (it used to crash)
+    assert _run(capsys, data, tmp_path / "a", "--ignore", "customer,x2").returncode == 0
+    assert (tmp_path / "a" / "domains.png").exists()
+    # an id column called like a predictions.csv column keeps its values under "id:"
+    src = pd.read_csv(data / "src.csv").rename(columns={"customer": "row"})
+    tgt = pd.read_csv(data / "tgt.csv").rename(columns={"customer": "row"})
+    src.to_csv(tmp_path / "s.csv", index=False)
+    tgt.to_csv(tmp_path / "t.csv", index=False)
+    proc = in_process(capsys, "run", "--source", str(tmp_path / "s.csv"), "--target",
+                      str(tmp_path / "t.csv"), "--label", "y", "--ignore", "row",
+                      "--output", str(tmp_path / "r"), *FAST)
+    assert proc.returncode == 0, proc.stderr
+    pred = pd.read_csv(tmp_path / "r" / "predictions.csv")
+    assert list(pred.columns[:3]) == ["row", "id:row", "prediction"]
+    assert pred["id:row"].iloc[0] == 5000

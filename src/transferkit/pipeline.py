@@ -229,12 +229,15 @@ def _labels_with_missing(values: Any) -> np.ndarray:
 
 
 def _load_encoded(source: Any, target: Any, label: str | None, text_column: str | None,
-                  encoder: str | None) -> dict[str, Any] | None:
+                  encoder: str | None, ignore: Sequence[str] | None = None
+                  ) -> dict[str, Any] | None:
     """Image folders or a text column, encoded by a pretrained model (None otherwise)."""
     is_dir = [isinstance(o, (str, os.PathLike)) and Path(o).is_dir() for o in (source, target)]
     if any(is_dir):
         if not all(is_dir):
             raise InputError("pass two image folders (source and target), or two tables.")
+        if ignore:
+            raise InputError("ignore names table columns; image folders have none.")
         from .datasets.images import load_image_folder
         from .pretrained import ImageEncoder
 
@@ -264,6 +267,7 @@ def _load_encoded(source: Any, target: Any, label: str | None, text_column: str 
             raise InputError(f"the text column and the label column are both {label!r}; "
                              "pass the column holding the texts as text_column.")
         ys, yt = split_labels(frames[0], frames[1], label)  # checked before any encoding
+        _check_ignore(ignore or [], frames)
         for name, frame in zip(("source", "target"), frames):
             if pd.api.types.is_numeric_dtype(frame[text_column]):
                 raise InputError(f"the {name}'s text column {text_column!r} holds numbers, "
@@ -273,7 +277,7 @@ def _load_encoded(source: Any, target: Any, label: str | None, text_column: str 
         Xs, Xt = enc.transform(texts[0]), enc.transform(texts[1])
         kind = f"text column {text_column!r}"
         ignored = [c for c in map(str, frames[0].columns) if c not in (text_column, label)]
-        ids = _target_ids(frames[1], ignored)
+        ids = _target_ids(frames[1], ignored, ignore)
     else:
         return None
     name = getattr(enc, "name", encoder)
@@ -287,8 +291,11 @@ def _load_encoded(source: Any, target: Any, label: str | None, text_column: str 
 
 def _load(source: Any, target: Any, label: str | None, text_column: str | None = None,
           encoder: str | None = None, ignore: Sequence[str] | None = None) -> dict[str, Any]:
+    if ignore and label in ignore:
+        raise InputError(f"ignore names the label column {label!r}; the label is never a "
+                         "feature, leave it out of ignore.")
     if source is not None and target is not None:
-        encoded = _load_encoded(source, target, label, text_column, encoder)
+        encoded = _load_encoded(source, target, label, text_column, encoder, ignore)
         if encoded is not None:
             return encoded
     elif text_column is not None:
@@ -319,10 +326,7 @@ def _load(source: Any, target: Any, label: str | None, text_column: str | None =
             names.append(f"DataFrame {getattr(obj, 'shape', '')}")
     if ignore is None:  # columns named id, index or row_id
         ignore = sorted({c for f in frames if (c := guess_id_column(f)) is not None})
-    unknown = [c for c in ignore if not any(c in map(str, f.columns) for f in frames)]
-    if unknown:
-        raise InputError(f"ignore names {', '.join(map(repr, unknown))}, which neither table "
-                         f"has; its columns are {', '.join(map(str, frames[0].columns))}.")
+    _check_ignore(ignore, frames)
     Xs, ys, Xt, yt, feature_names = split_domains(frames[0], frames[1], label, ignore=ignore)
     used = [c for c in map(str, frames[0].columns) if c != label and c not in ignore]
     return {"Xs": Xs, "ys": ys, "Xt": Xt, "yt": yt, "feature_names": feature_names,
@@ -331,15 +335,28 @@ def _load(source: Any, target: Any, label: str | None, text_column: str | None =
             "target_ids": _target_ids(frames[1], ignore)}
 
 
-def _target_ids(target: Any, ignored: Sequence[str]) -> tuple[str, Any] | None:
-    """The target's identifier column (name, values) for predictions.csv: the one left-out
-    column named like an id, else the only left-out column, if any."""
+def _check_ignore(ignore: Sequence[str], frames: Sequence[Any]) -> None:
+    unknown = [c for c in ignore if not any(c in map(str, f.columns) for f in frames)]
+    if unknown:
+        raise InputError(f"ignore names {', '.join(map(repr, unknown))}, which neither table "
+                         f"has; its columns are {', '.join(map(str, frames[0].columns))}.")
+
+
+def _target_ids(target: Any, ignored: Sequence[str], named: Sequence[str] | None = None
+                ) -> tuple[str, Any] | None:
+    """The target's identifier column (name, values) for predictions.csv: among the
+    left-out columns (those the user ``named`` first), the one named like an id, else
+    the only one, if any. A name predictions.csv uses itself is prefixed with ``id:``."""
     from .datasets.tables import ID_NAMES
 
     cols = [c for c in ignored if c in map(str, target.columns)]
-    named = [c for c in cols if c.lower() in ID_NAMES]
-    pick = named[:1] or (cols if len(cols) == 1 else [])
-    return (pick[0], target[pick[0]].to_numpy()) if pick else None
+    mine = [c for c in (named or []) if c in cols]
+    pool = mine or cols
+    pick = [c for c in pool if c.lower() in ID_NAMES][:1] or (pool if len(pool) == 1 else [])
+    if not pick:
+        return None
+    clash = pick[0] in ("row", "prediction") or pick[0].startswith("proba_")
+    return (f"id:{pick[0]}" if clash else pick[0]), target[pick[0]].to_numpy()
 
 
 def _check_classes(ys: np.ndarray, yt: np.ndarray) -> None:

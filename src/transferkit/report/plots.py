@@ -63,9 +63,14 @@ def project_2d(Xs: np.ndarray, Xt: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
     Returns ``Zs, Zt, explained`` where ``explained`` holds the variance ratio of each
     axis. Two-dimensional data are returned unchanged (explained = [1, 0] is not
-    meaningful there, so it is ``[nan, nan]``).
+    meaningful there, so it is ``[nan, nan]``); one feature gets a random second
+    coordinate in [-1, 1].
     """
     Xs, Xt = np.asarray(Xs, float), np.asarray(Xt, float)
+    if Xs.shape[1] == 1:  # one feature: a random vertical spread shows where points pile up
+        rng = np.random.default_rng(0)
+        spread = [np.column_stack([X[:, 0], rng.uniform(-1, 1, len(X))]) for X in (Xs, Xt)]
+        return spread[0], spread[1], np.array([np.nan, np.nan])
     if Xs.shape[1] <= 2:
         return Xs, Xt, np.array([np.nan, np.nan])
     from sklearn.decomposition import PCA
