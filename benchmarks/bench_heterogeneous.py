@@ -33,19 +33,9 @@ from transferkit.nn import MLPClassifier
 from transferkit.pipeline import SEED_NETWORK
 
 
-def labelled(yt: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """``yt`` with all but ``k`` rows (half per class, drawn with ``seed``) set to NaN."""
-    rng = np.random.default_rng(seed)
-    keep = np.concatenate([rng.choice(np.flatnonzero(yt == c), k // 2, replace=False)
-                           for c in (0, 1)])
-    out = np.full(len(yt), np.nan)
-    out[keep] = yt[keep]
-    return out
-
-
 def run(k: int, seed: int) -> dict[str, float]:
     Xs, ys, Xt, yt = tk.datasets.make_heterogeneous_moons()
-    few = labelled(yt, k, seed)
+    few = tk.datasets.keep_labels(yt, k // 2, random_state=seed)
     out = {}
     for name, lam in (("HeDANN", 1.0), ("HeDANN λ=0", 0.0)):
         m = HeDANN(**{**adapt_two_moons_settings("HeDANN"), "lambda_": lam},

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+import transferkit as tk
 from transferkit.datasets import make_covariate_shift, make_digits_shift, make_two_moons_shift
 
 
@@ -48,3 +49,16 @@ def test_digits_shift(shift):
     assert set(ys) == set(range(10))
     if shift == "inversion":
         assert Xt.mean() > Xs.mean()  # mostly-dark images become mostly-bright
+
+
+def test_keep_labels_keeps_a_few_per_class_and_hides_the_rest():
+    y = np.array([0] * 30 + [1] * 20 + [2] * 10)
+    few = tk.datasets.keep_labels(y, 3, random_state=0)
+    kept = ~np.isnan(few)
+    assert kept.sum() == 9 and np.array_equal(few[kept], y[kept])
+    assert np.bincount(y[kept]).tolist() == [3, 3, 3]
+    np.testing.assert_array_equal(few, tk.datasets.keep_labels(y, 3, random_state=0))
+    words = tk.datasets.keep_labels(np.array(["a", "b"] * 5), 2, random_state=1)
+    assert sum(v is not None for v in words) == 4 and words.dtype == object
+    with pytest.raises(tk.errors.InputError, match="between 1 and 10"):
+        tk.datasets.keep_labels(y, 11)

@@ -14,12 +14,7 @@ from transferkit.heterogeneous import HeDANN
 
 
 def _few(yt: np.ndarray, k: int = 10, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    keep = np.concatenate([rng.choice(np.flatnonzero(yt == c), k // 2, replace=False)
-                           for c in (0, 1)])
-    out = np.full(len(yt), np.nan)
-    out[keep] = yt[keep]
-    return out
+    return tk.datasets.keep_labels(yt, k // 2, random_state=seed)
 
 
 def test_heterogeneous_moons_is_the_seed_problem():

@@ -163,3 +163,14 @@ def test_one_feature_left_still_gets_its_pictures_and_ids_keep_their_own_column(
     pred = pd.read_csv(tmp_path / "r" / "predictions.csv")
     assert list(pred.columns[:3]) == ["row", "id:row", "prediction"]
     assert pred["id:row"].iloc[0] == 5000
+
+
+def test_a_target_labelled_with_one_class_gets_a_warning_not_a_chance_verdict(capsys, data,
+                                                                             tmp_path):
+    tgt = pd.read_csv(data / "tgt.csv").assign(y="yes")
+    tgt.to_csv(tmp_path / "t.csv", index=False)
+    proc = in_process(capsys, "run", "--source", str(data / "src.csv"), "--target",
+                      str(tmp_path / "t.csv"), "--label", "y", "--output",
+                      str(tmp_path / "r"), *FAST)
+    assert proc.returncode == 0 and "all hold one class ('yes')" in proc.stdout
+    assert "chance" not in proc.stdout

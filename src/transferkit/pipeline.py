@@ -601,7 +601,14 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
     best = board.best()
     imp = _improvement(board, best)
     choice = choose(board, guard_se=CAUTIOUS_GUARD_SE if cautious else DEFAULT_GUARD_SE)
-    verdict = judge(board, choice, shift, chance=_chance(y_eval, task))
+    warnings = list(data.get("warnings", []))
+    known = np.asarray(y_eval)[~_missing_mask(np.asarray(y_eval))]
+    chance = _chance(y_eval, task)
+    if task == CLASSIFICATION and known.size and len(np.unique(known.astype(str))) == 1:
+        chance = None  # "better than chance" means nothing when every row is one class
+        warnings.append(f"the {known.size} labelled target rows all hold one class "
+                        f"({known[0]!r}): their accuracy says little about the others.")
+    verdict = judge(board, choice, shift, chance=chance)
     summary: dict[str, Any] = {
         "task": task,
         "data": {
@@ -612,7 +619,7 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
             "n_target_train_labels": n_train, "n_target_eval": board.n_eval,
             "encoder": data.get("encoder"), "ignored_columns": data.get("ignored_columns", []),
         },
-        "warnings": data.get("warnings", []),
+        "warnings": warnings,
         "metric": board.metric,
         "evaluation": _evaluation_text(board.n_eval, len(seed_list)),
         "selection": _selection_text(board, holdout) + (

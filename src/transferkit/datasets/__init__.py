@@ -6,6 +6,7 @@ from .fashion_mnist import (
     DatasetUnavailableError,
     load_fashion_mnist,
 )
+from .labels import keep_labels
 from .sentiment import (
     SENTIMENT_DOMAINS,
     SentimentDomain,
@@ -22,6 +23,7 @@ from .synthetic import (
 from .tables import encode_features, load_table, split_domains
 
 __all__ = ["make_two_moons_shift", "make_heterogeneous_moons", "make_covariate_shift",
+           "keep_labels",
            "make_digits_shift", "DensityRatio",
            "load_table", "split_domains", "encode_features"]
 __all__ += ["load_fashion_mnist", "FASHION_MNIST_CLASSES", "FASHION_MNIST_PATH",

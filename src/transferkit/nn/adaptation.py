@@ -145,9 +145,10 @@ class DeepAdaptation(TransferEstimator):
 
         ``Xs`` and ``Xt`` may be ``torch.utils.data`` Datasets or DataLoaders, so data
         need not fit in memory; the labels then come from the items (``ys`` and ``yt``
-        None): source items ``(x, y)``, target items ``x`` or ``(x, y)`` where a NaN label
-        (or a negative class index) marks an unlabelled row. Class labels are numbers
-        (their distinct values are the classes); a real-valued label makes a regression.
+        None): source items ``(x, y)``, target items ``x`` or ``(x, y)`` where a NaN label,
+        or a negative one that is no source class (such as -1), marks an unlabelled row.
+        Class labels are numbers (their distinct values are the classes); a real-valued
+        label makes a regression.
         A Dataset is read through a shuffling DataLoader of ``batch_size``; a DataLoader
         is used as it is (its batch size and order). One pass over each domain before
         training gathers the scaling statistics and the classes.
