@@ -237,7 +237,8 @@ def split_domains(source_df: pd.DataFrame, target_df: pd.DataFrame, label: str, 
             parts.append(f"the source lacks {', '.join(map(repr, only_tgt))}")
         raise FeatureMismatchError(
             f"source and target need the same feature columns: {'; '.join(parts)}. Add or "
-            "drop those columns.")
+            "drop those columns (--ignore drops them; for domains described by different "
+            "features, HeDANN in transferkit.heterogeneous maps each into a shared space).")
     if not src_cols:
         raise InputError(f"there are no feature columns besides {label!r}.")
 
