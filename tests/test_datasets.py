@@ -62,3 +62,8 @@ def test_keep_labels_keeps_a_few_per_class_and_hides_the_rest():
     assert sum(v is not None for v in words) == 4 and words.dtype == object
     with pytest.raises(tk.errors.InputError, match="between 1 and 10"):
         tk.datasets.keep_labels(y, 11)
+
+
+def test_keep_labels_wants_every_label():
+    with pytest.raises(tk.errors.InputError, match="every label present"):
+        tk.datasets.keep_labels(np.array([0.0, 1.0, np.nan, 1.0]), 1)

@@ -95,3 +95,22 @@ def test_bad_tasks_get_clear_errors():
     with pytest.raises(errors.NotFittedError):
         MultiTaskNet().predict(X)
     assert torch.is_tensor(next(m.networks_.parameters()))
+
+
+def test_large_offsets_numeric_none_labels_declared_types_and_any_task_names():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    offset = 1e7 + 0.01 * (X[:, 0] - X[:, 1])  # float32 outputs would flatten this
+    counts = np.round(3 * X[:, 2] + 10).astype(int)
+    sparse = [int(v > 0) if i % 3 else None for i, v in enumerate(X[:, 0])]  # ints and None
+    m = MultiTaskNet(epochs=80, random_state=0, task_types={"counts": "regression"}).fit(
+        X, {"offset": offset, "counts": counts, "sparse": sparse})
+    assert m.score(X, offset, "offset") > 0.9
+    assert m.task_types_["counts"] == "regression"
+    assert m.task_types_["sparse"] == "classification" and list(m.classes_["sparse"]) == [0, 1]
+    assert not any(k.startswith("seen:") for k in m.history_)
+    numbered = MultiTaskNet(epochs=2, task_weights={0: 1.0, 1: 2.0}).fit(
+        X, pd.DataFrame({0: X[:, 0] > 0, 1: X[:, 1]}))
+    assert numbered.predict(X, 0).shape == (300,) and numbered.tasks_ == ["0", "1"]
+    with pytest.raises(errors.InputError, match="'loss'"):
+        MultiTaskNet(epochs=1).fit(X, {"loss": X[:, 0]})

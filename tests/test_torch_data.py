@@ -196,3 +196,14 @@ def test_methods_without_torch_data_support_say_so():
     Xs, ys, Xt, _ = tk.datasets.make_two_moons_shift()
     with pytest.raises(errors.InputError, match="deep adaptation methods"):
         tk.make("KMM").fit(_ds(Xs, ys), None, _ds(Xt))
+
+
+def test_regression_with_a_large_offset_keeps_its_precision():
+    Xs, ys, Xt, yt = tk.datasets.make_covariate_shift(300, 200, task="regression",
+                                                      random_state=0)
+    ys, yt = 1e7 + 0.01 * ys, 1e7 + 0.01 * yt
+    arrays = DeepCORAL(epochs=20, random_state=0).fit(Xs, ys, Xt)
+    stream = DeepCORAL(epochs=20, random_state=0).fit(DataLoader(_ds(Xs, ys), batch_size=32),
+                                                      None, _ds(Xt))
+    assert stream.y_scale_ == pytest.approx(arrays.y_scale_, rel=1e-6)
+    assert arrays.score(Xt, yt) > 0.5 and stream.score(Xt, yt) > 0.5

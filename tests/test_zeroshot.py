@@ -42,7 +42,7 @@ def test_too_few_seen_classes_to_span_the_descriptions_are_warned_about():
         ESZSL().fit(X[y < 7], y[y < 7], attributes=A[:7])
 
 
-@pytest.mark.parametrize("per_class", [60, 2])  # more rows than features, and fewer
+@pytest.mark.parametrize("per_class", [60, 1])  # more rows than features (20), and fewer
 def test_the_closed_form_solves_the_papers_normal_equations(per_class):
     X, y, A = _classes(per_class=per_class)
     m = ESZSL(gamma=0.7, lambda_=2.0).fit(X, y, attributes=A)
@@ -78,3 +78,12 @@ def test_bad_descriptions_get_clear_errors():
         m.predict(X, attributes=A[:, :3])
     with pytest.raises(errors.NotFittedError):
         ESZSL().predict(X)
+
+
+def test_descriptions_and_parameters_are_checked():
+    X, y, A = _classes()
+    m = ESZSL().fit(X, y, attributes=A)
+    with pytest.raises(errors.InputError, match="names its classes"):
+        m.predict(X, attributes={0: A[0], 1: A[1]}, classes=[0, 1])
+    with pytest.raises(errors.ParameterError, match="number"):
+        ESZSL(gamma="a").fit(X, y, attributes=A)

@@ -607,7 +607,8 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
     if task == CLASSIFICATION and known.size and len(np.unique(known.astype(str))) == 1:
         chance = None  # "better than chance" means nothing when every row is one class
         warnings.append(f"the {known.size} labelled target rows all hold one class "
-                        f"({known[0]!r}): their accuracy says little about the others.")
+                        f"({getattr(known[0], 'item', lambda: known[0])()!r}): their "
+                        "accuracy says little about the others.")
     verdict = judge(board, choice, shift, chance=chance)
     summary: dict[str, Any] = {
         "task": task,

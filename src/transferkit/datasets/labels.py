@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_y
+from .._validation import _missing_mask, check_y
 from ..errors import InputError
 
 __all__ = ["keep_labels"]
@@ -38,6 +38,10 @@ def keep_labels(y: Any, per_class: int, random_state: int | None = None) -> np.n
     >>> int(np.sum(~np.isnan(few)))
     2
     """
+    y = np.asarray(y)
+    if y.ndim != 1 or _missing_mask(y).any():
+        raise InputError("keep_labels needs a 1-D array with every label present (it hides "
+                         "the others itself).")
     y = check_y(y, len(y), "y")
     classes, counts = np.unique(y, return_counts=True)
     if per_class < 1 or per_class > counts.min():

@@ -201,8 +201,8 @@ class DeepAdaptation(TransferEstimator):
             self.y_mean_, self.y_scale_ = 0.0, 1.0
         else:
             kind, n_out = "regression", 1
-            self.y_mean_ = ms.y_sum / ms.n
-            self.y_scale_ = float(np.sqrt(max(ms.y_sumsq / ms.n - self.y_mean_**2, 0.0))) or 1.0
+            self.y_mean_ = ms.y_mean
+            self.y_scale_ = float(np.sqrt(ms.y_m2 / ms.n_labelled)) or 1.0
         self._stream_scaling(ms, mt)
         trainer, train_task = self._prepare(kind, n_out, int(mt.n_features), mt.n_labelled > 0,
                                             fit_params)
@@ -339,7 +339,7 @@ class DeepAdaptation(TransferEstimator):
 
     def _predict_raw(self, X: np.ndarray) -> np.ndarray:
         if self._kind == "regression":
-            return self._outputs(X).ravel() * self.y_scale_ + self.y_mean_
+            return self._outputs(X).ravel().astype(np.float64) * self.y_scale_ + self.y_mean_
         return self._predict_proba_raw(X).argmax(1)
 
 

@@ -220,7 +220,7 @@ class TorchEstimator(BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         if getattr(self, "task_", None) == CLASSIFICATION:
             return self.classes_[self.predict_proba(X).argmax(1)]
-        return self._forward(X).ravel() * self.y_scale_ + self.y_mean_
+        return self._forward(X).ravel().astype(np.float64) * self.y_scale_ + self.y_mean_
 
     def save(self, path: str) -> None:
         """Save to folder ``path`` (JSON + safetensors; see :func:`transferkit.io.save`)."""

@@ -105,8 +105,8 @@ class Moments:
     labels: set = field(default_factory=set)
     integral: bool = True
     n_labelled: int = 0
-    y_sum: float = 0.0
-    y_sumsq: float = 0.0
+    y_mean: float = 0.0
+    y_m2: float = 0.0
 
     def add(self, x: torch.Tensor, y: torch.Tensor | None, name: str) -> None:
         xd = x.double()
@@ -125,9 +125,14 @@ class Moments:
             return
         yd = y.double()
         known = yd[~torch.isnan(yd)] if yd.is_floating_point() else yd
-        self.n_labelled += int(known.numel())
-        self.y_sum += float(known.sum())
-        self.y_sumsq += float((known * known).sum())
+        if known.numel():  # the labels' mean and squared deviations, merged as the features'
+            k, mean = int(known.numel()), float(known.mean())
+            m2 = float(((known - mean) ** 2).sum())
+            total = self.n_labelled + k
+            delta = mean - self.y_mean
+            self.y_mean += delta * k / total
+            self.y_m2 += m2 + delta**2 * self.n_labelled * k / total
+            self.n_labelled = total
         if self.integral:
             if not bool((known == known.round()).all()):
                 self.integral = False

@@ -684,5 +684,5 @@ class KnowledgeDistillation(TransferEstimator):
 
     def _predict_raw(self, X: np.ndarray) -> np.ndarray:
         if not self._n_classes:
-            return self._outputs(X).ravel() * self.y_scale_ + self.y_mean_
+            return self._outputs(X).ravel().astype(np.float64) * self.y_scale_ + self.y_mean_
         return self._outputs(X).argmax(1)

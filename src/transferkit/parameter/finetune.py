@@ -515,7 +515,7 @@ class FineTune(TransferEstimator):
             out = self.source_head_(self._encode(backbone, self._tensor(X)).to(
                 next(self.source_head_.parameters()).device))
         if self._source_kind == "regression":
-            pred = out.reshape(-1).numpy() * self.y_scale_ + self.y_mean_
+            pred = out.reshape(-1).double().numpy() * self.y_scale_ + self.y_mean_
             return float(1 - ((y - pred) ** 2).sum() / (((y - y.mean()) ** 2).sum() or 1.0))
         idx = SupervisedLoss(self._source_kind).probabilities(out).argmax(1).numpy()
         pred = self.classes_[idx] if getattr(self, "classes_", None) is not None else idx
@@ -539,5 +539,5 @@ class FineTune(TransferEstimator):
 
     def _predict_raw(self, X: np.ndarray) -> np.ndarray:
         if self._kind == "regression":
-            return self._outputs(X).reshape(-1).numpy() * self.y_scale_ + self.y_mean_
+            return self._outputs(X).reshape(-1).double().numpy() * self.y_scale_ + self.y_mean_
         return self._predict_proba_raw(X).argmax(1)

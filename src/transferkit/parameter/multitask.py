@@ -21,6 +21,9 @@ from ..nn.trainer import Trainer, resolve_device
 __all__ = ["MultiTaskNet"]
 
 
+_SEEN = "seen:"  # history keys the Trainer logs and fit folds away
+
+
 class _MultiTaskLoss:
     """Σ_t w_t L_t over the rows labelled for each task t (a task without labelled rows
     in a batch adds nothing); ``uncertainty``: w_t = exp(−s_t) with a learned s_t, plus
@@ -40,7 +43,11 @@ class _MultiTaskLoss:
         for i, (name, sup) in enumerate(zip(self.names, self.losses)):
             y, mask = labels[2 * i], labels[2 * i + 1]
             task = sup(self.module[f"head_{i}"](z[mask]), y[mask])
-            terms[name] = task.detach()
+            # the share of steps with labels: fit turns the logged mean over all steps
+            # into the mean over the steps that had some
+            terms[name], terms[_SEEN + name] = task.detach(), mask.any().float()
+            if not bool(mask.any()):
+                continue  # no labels here: neither the loss nor s_t's penalty
             if self.uncertainty:
                 s = self.module["log_vars"].weight[i, 0]
                 total = total + torch.exp(-s) * task + s
@@ -75,6 +82,9 @@ class MultiTaskNet(BaseEstimator):
         losses", CVPR 2018); s_t settles near log L_t, so a noisier task counts less, but
         it learns at ``lr`` like the weights and needs enough steps to get there. A dict
         gives each task's fixed weight.
+    task_types : dict of str -> {"classification", "regression"}, optional
+        A task's type where its labels would be read otherwise (integer counts are
+        classes unless declared a regression here).
     standardize : bool, default=True
         Scale each input feature (and regression targets) by its mean and std.
     epochs, batch_size, lr, weight_decay, optimizer, device, verbose, random_state
@@ -83,7 +93,8 @@ class MultiTaskNet(BaseEstimator):
     Attributes
     ----------
     tasks_ : list of str
-        Task names, in the order of ``Y``'s columns.
+        Task names (``str`` of ``Y``'s keys or columns, which ``predict`` also accepts), in
+        their order.
     task_types_ : dict of str -> str
         ``"classification"`` or ``"regression"`` per task.
     classes_ : dict of str -> ndarray
@@ -92,7 +103,8 @@ class MultiTaskNet(BaseEstimator):
         ``encoder``, ``head_0``, ``head_1``, ... (and ``log_vars``, whose weight column
         holds s_t, with uncertainty weights).
     history_ : dict
-        Per-epoch ``loss`` and each task's loss.
+        Per epoch: ``loss`` (the weighted total) and each task's loss, averaged over the
+        steps whose batch had labels for it (NaN for an epoch with none).
 
     Examples
     --------
@@ -107,12 +119,14 @@ class MultiTaskNet(BaseEstimator):
     """
 
     def __init__(self, hidden_layer_sizes: Sequence[int] = (64, 64),
-                 task_weights: str | Mapping[str, float] = "equal", standardize: bool = True,
+                 task_weights: str | Mapping[str, float] = "equal",
+                 task_types: Mapping[str, str] | None = None, standardize: bool = True,
                  epochs: int = 100, batch_size: int | None = 64, lr: float = 1e-3,
                  weight_decay: float = 0.0, optimizer: str = "adam", device: str = "auto",
                  verbose: bool = False, random_state: Any = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.task_weights = task_weights
+        self.task_types = task_types
         self.standardize = standardize
         self.epochs = epochs
         self.batch_size = batch_size
@@ -139,7 +153,7 @@ class MultiTaskNet(BaseEstimator):
             if not known.any():
                 raise InputError(f"task {name!r} has no labelled row; give it some labels or "
                                  "leave it out.")
-            task = infer_task(y[known])
+            task = self._task_type(name, y[known])
             self.task_types_[name] = task
             encoded = np.zeros(len(y), dtype=np.float32)
             if task == CLASSIFICATION:
@@ -179,10 +193,21 @@ class MultiTaskNet(BaseEstimator):
                           weight_decay=self.weight_decay, device=self.device,
                           progress=self.verbose, random_state=seed)
         x = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=torch.float32)
-        self.history_ = trainer.fit(task, (x, *tensors))
+        history = trainer.fit(task, (x, *tensors))
+        for name in names:  # each task's loss averaged over the steps that had its labels
+            seen = history.pop(_SEEN + name)
+            history[name] = [v / f if f else float("nan") for v, f in zip(history[name], seen)]
+        self.history_ = history
         self.networks_.cpu().eval()
         self.n_features_in_ = X.shape[1]
         return self
+
+    def _task_type(self, name: str, known: np.ndarray) -> str:
+        forced = {str(k): v for k, v in (self.task_types or {}).items()}.get(name)
+        if forced is not None:
+            check_choice(f"task_types[{name!r}]", forced, ("classification", "regression"))
+            return forced
+        return infer_task(known)
 
     def _columns(self, Y: Any, n: int) -> dict[str, np.ndarray]:
         if hasattr(Y, "columns"):  # a DataFrame
@@ -198,14 +223,23 @@ class MultiTaskNet(BaseEstimator):
             if y.ndim != 1 or len(y) != n:
                 raise InputError(f"task {name!r} has labels of shape {y.shape}; give one label "
                                  f"per row of X ({n}), NaN or None where there is none.")
+            if name == "loss":
+                raise InputError("a task may not be called 'loss' (history_['loss'] is the "
+                                 "total); rename it.")
+            if y.dtype == object:  # numbers with None: floats with NaN
+                known = ~_missing_mask(y)
+                if all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                       for v in y[known]):
+                    cols[name] = np.array([float(v) if k else np.nan for v, k in zip(y, known)])
         return cols
 
     def _weights(self, names: list[str]) -> list[float]:
         if isinstance(self.task_weights, Mapping):
-            missing = [n for n in names if n not in self.task_weights]
+            given = {str(k): v for k, v in self.task_weights.items()}
+            missing = [n for n in names if n not in given]
             if missing:
                 raise ParameterError(f"task_weights lacks the tasks {missing}.")
-            return [float(self.task_weights[n]) for n in names]
+            return [float(given[n]) for n in names]
         check_choice("task_weights", self.task_weights, ("equal", "uncertainty"))
         return [1.0] * len(names)
 
@@ -213,6 +247,7 @@ class MultiTaskNet(BaseEstimator):
     def _check(self, X: Any, task: str | None) -> tuple[np.ndarray, list[str]]:
         if not hasattr(self, "networks_"):
             raise NotFittedError("this MultiTaskNet is not fitted yet; call fit(X, Y) first.")
+        task = None if task is None else str(task)
         if task is not None and task not in self.tasks_:
             raise InputError(f"unknown task {task!r}; the tasks are {self.tasks_}.")
         return check_X(X, "X", n_features=self.n_features_in_), (
@@ -236,15 +271,15 @@ class MultiTaskNet(BaseEstimator):
             kind = self._kinds[self.tasks_.index(name)]
             if kind == "regression":
                 mean, scale = self._y_scaling[name]
-                out[name] = o.numpy().ravel() * scale + mean
+                out[name] = o.double().numpy().ravel() * scale + mean  # float32 would lose offsets
             else:
                 out[name] = self.classes_[name][
                     SupervisedLoss(kind).probabilities(o).argmax(1).numpy()]
-        return out if task is None else out[task]
+        return out if task is None else out[str(task)]
 
     def predict_proba(self, X: Any, task: str) -> np.ndarray:
         """Class probabilities of a classification ``task``."""
-        X, _ = self._check(X, task)
+        X, (task,) = self._check(X, task)
         kind = self._kinds[self.tasks_.index(task)]
         if kind == "regression":
             raise InputError(f"task {task!r} is a regression; use predict.")
@@ -257,6 +292,6 @@ class MultiTaskNet(BaseEstimator):
         y = np.asarray(y)
         known = ~_missing_mask(y)
         pred = self.predict(X, task)
-        if self.task_types_[task] == CLASSIFICATION:
+        if self.task_types_[str(task)] == CLASSIFICATION:
             return float(accuracy_score(y[known], pred[known]))
         return float(r2_score(y[known].astype(np.float64), pred[known]))

@@ -88,8 +88,9 @@ class ESZSL(ClassifierMixin, BaseEstimator):
             ``np.unique(y)``, or a dict class -> vector.
         """
         for name in ("gamma", "lambda_"):
-            if not getattr(self, name) > 0:
-                raise ParameterError(f"{name} must be > 0; got {getattr(self, name)!r}.")
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.number)) or not value > 0:
+                raise ParameterError(f"{name} must be a number > 0; got {value!r}.")
         X = check_X(X, "X")
         y = check_y(y, X.shape[0], "y")
         classes, y_idx = np.unique(y, return_inverse=True)
@@ -135,6 +136,9 @@ class ESZSL(ClassifierMixin, BaseEstimator):
         the classes described by ``attributes`` (rows named by ``classes``, default
         0..k-1; a dict gives both)."""
         if isinstance(attributes, dict):
+            if classes is not None:
+                raise InputError("a dict of attributes names its classes; pass classes only "
+                                 "with an array of attributes.")
             classes, attributes = list(attributes), np.asarray(list(attributes.values()))
         scores = self.decision_function(X, attributes)
         if attributes is None:
