@@ -118,3 +118,33 @@ def test_text_column_errors(fake_encoders):
         _load(df, df, "y", text_column="text")
     with pytest.raises(tk.errors.InputError, match="needs source and target"):
         _load(None, None, None, text_column="t")
+
+
+def test_diagnose_command_reads_a_text_column_and_ignores_columns(fake_encoders, tmp_path,
+                                                                  capsys):
+    from transferkit.cli import main
+
+    rng = np.random.default_rng(0)
+    def table(word):
+        return pd.DataFrame({"id": range(40), "stars": rng.integers(1, 6, 40),
+                             "review": [word * int(k) for k in rng.integers(1, 4, 40)]})
+
+    src, tgt = table("good "), table("bad ")
+    src.to_csv(tmp_path / "s.csv", index=False)
+    tgt.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(SystemExit) as info:
+        main(["diagnose", "--source", str(tmp_path / "s.csv"), "--target",
+              str(tmp_path / "t.csv"), "--text-column", "review", "--json",
+              str(tmp_path / "d.json")])
+    assert info.value.code in (0, None)
+    import json
+
+    report = json.loads((tmp_path / "d.json").read_text())
+    assert {d["feature"] for d in report["drift"]} == {"fake[0]", "fake[1]", "fake[2]"}
+    assert report["shift_detected"]
+    with pytest.raises(SystemExit) as info:
+        main(["diagnose", "--source", str(tmp_path / "s.csv"), "--target",
+              str(tmp_path / "t.csv"), "--ignore", "review", "--json",
+              str(tmp_path / "e.json")])
+    features = {d["feature"] for d in json.loads((tmp_path / "e.json").read_text())["drift"]}
+    assert features == {"stars"}  # 'id' is left out by its name, 'review' by --ignore

@@ -71,6 +71,7 @@ def test_a_report_folder_with_the_users_files_is_not_replaced(capsys, data, tmp_
     out = tmp_path / "r"
     assert _run(capsys, data, out).returncode == 0
     first = json.loads((out / "summary.json").read_text())
+    (out / ".DS_Store").write_text("finder")  # a file browser's leftovers do not count
     assert _run(capsys, data, out).returncode == 0  # its own files: replaced
     (out / "notes.txt").write_text("mine")
     _assert_user_error(_run(capsys, data, out), "notes.txt")

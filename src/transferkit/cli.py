@@ -73,7 +73,7 @@ def run(
              "--target-train-fraction the labels choose instead).")] = False,
     ignore: Annotated[str | None, typer.Option(
         help="Comma-separated table columns that are not features (identifiers, notes); "
-             "columns named id, index or row_id are left out by default.")] = None,
+             "columns named id, index or row_id are always left out.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Compare the methods that fit the data and write an HTML report.
@@ -152,16 +152,31 @@ def diagnose(
     label: Annotated[str | None, typer.Option(
         help="Label column (enables label-shift estimation and the error bound).")] = None,
     permutations: Annotated[int, typer.Option(min=1, help="MMD permutations.")] = 200,
+    text_column: Annotated[str | None, typer.Option(
+        help="Text column: diagnose its sentence embeddings instead of the other columns.")
+    ] = None,
+    encoder: Annotated[str | None, typer.Option(
+        help="Sentence encoder for --text-column (default all-MiniLM-L6-v2).")] = None,
+    ignore: Annotated[str | None, typer.Option(
+        help="Comma-separated columns that are not features (identifiers, notes).")] = None,
     json_out: Annotated[Path | None, typer.Option(
         "--json", help="Also write the report as JSON here.")] = None,
 ) -> None:
     """How the target differs from the source: drift per column, MMD test, divergences."""
     import numpy as np
 
-    from .datasets.tables import load_table
+    from .datasets.tables import guess_id_column, load_table
     from .diagnostics import diagnose as run_diagnose
 
     src, tgt = load_table(source), load_table(target)
+    drop = [c.strip() for c in ignore.split(",") if c.strip()] if ignore else []
+    drop += [c for c in {guess_id_column(src), guess_id_column(tgt)} if c and c not in drop]
+    unknown = [c for c in drop if c not in src.columns and c not in tgt.columns]
+    if unknown or (label is not None and label in drop):
+        raise InputError(f"ignore names {', '.join(map(repr, unknown or [label]))}, which is "
+                         f"{'no column' if unknown else 'the label'}; its columns are "
+                         f"{list(src.columns)}.")
+    src, tgt = (f.drop(columns=[c for c in drop if c in f.columns]) for f in (src, tgt))
     ys = yt = None
     if label is not None:
         if label not in src.columns:
@@ -171,10 +186,22 @@ def diagnose(
         yt = tgt.pop(label).to_numpy() if label in tgt.columns else None
         if yt is not None and yt.dtype.kind == "f" and np.isnan(yt).all():
             yt = None
+    if text_column is not None:
+        import pandas as pd
+
+        from .pretrained import TextEncoder
+
+        for name, frame in (("source", src), ("target", tgt)):
+            if text_column not in frame.columns:
+                raise InputError(f"the {name} table has no column {text_column!r}; its "
+                                 f"columns are {list(frame.columns)}.")
+        enc = TextEncoder(encoder or "all-MiniLM-L6-v2")
+        src, tgt = (pd.DataFrame(enc.transform(f[text_column].fillna("").astype(str).tolist()))
+                    .add_prefix(f"{enc.name}[").add_suffix("]") for f in (src, tgt))
     missing = sorted(set(src.columns) ^ set(tgt.columns))
     if missing:
         raise InputError(f"source and target need the same feature columns; only one has "
-                         f"{', '.join(map(str, missing))}.")
+                         f"{', '.join(map(str, missing))} (--ignore leaves columns out).")
     report = run_diagnose(src, tgt[list(src.columns)], ys, yt, n_permutations=permutations)
     _echo(str(report))
     if json_out is not None:

@@ -205,6 +205,7 @@ def _report_files(out: Path) -> set[str]:
         old = {}
     named = [old.get("predictions"), old.get("model"), *(old.get("files") or [])]
     return {_REPORT_MARKER, "index.html", "predictions.csv", "model",
+            ".DS_Store", "Thumbs.db", "desktop.ini",  # what file browsers leave behind
             *(Path(str(f)).parts[0] for f in named if f)}
 
 
@@ -324,15 +325,17 @@ def _load(source: Any, target: Any, label: str | None, text_column: str | None =
         else:
             frames.append(obj)
             names.append(f"DataFrame {getattr(obj, 'shape', '')}")
-    if ignore is None:  # columns named id, index or row_id
-        ignore = sorted({c for f in frames if (c := guess_id_column(f)) is not None})
-    _check_ignore(ignore, frames)
+    _check_ignore(ignore or [], frames)
+    named = list(ignore or [])
+    # columns named id, index or row_id are never features, whatever else is left out
+    ignore = named + sorted({c for f in frames if (c := guess_id_column(f)) is not None}
+                            - set(named))
     Xs, ys, Xt, yt, feature_names = split_domains(frames[0], frames[1], label, ignore=ignore)
     used = [c for c in map(str, frames[0].columns) if c != label and c not in ignore]
     return {"Xs": Xs, "ys": ys, "Xt": Xt, "yt": yt, "feature_names": feature_names,
             "source": names[0], "target": names[1], "label": label, "seed_problem": False,
             "ignored_columns": list(ignore), "warnings": suspicious_columns(frames, used),
-            "target_ids": _target_ids(frames[1], ignore)}
+            "target_ids": _target_ids(frames[1], ignore, named)}
 
 
 def _check_ignore(ignore: Sequence[str], frames: Sequence[Any]) -> None:
@@ -717,9 +720,9 @@ def run(output: str | os.PathLike = "transferkit-output", source: Any = None,
         > 0 target cross-validation chooses instead (``selection_rule`` says which rule
         chose).
     ignore : list of str or comma-separated str, optional
-        Table columns that are not features (identifiers, free notes). By default a
-        column named ``id``, ``index`` or ``row_id`` is left out; ``summary["warnings"]``
-        names other columns that look like identifiers or free text.
+        Table columns that are not features (identifiers, free notes). A column named
+        ``id``, ``index`` or ``row_id`` is always left out; ``summary["warnings"]`` names
+        other columns that look like identifiers or free text.
 
     Returns
     -------
