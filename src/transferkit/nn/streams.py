@@ -2,10 +2,10 @@
 
 The deep methods take a ``torch.utils.data.Dataset`` or ``DataLoader`` in place of
 arrays: source items are ``(x, y)``, target items ``x`` or ``(x, y)`` (a NaN label, or a
-negative class index, marks an unlabelled row). One streaming pass gathers what fitting
-needs before training (row counts, per-feature means and variances, the classes or the
-label scale); the :class:`~transferkit.nn.Trainer` then draws minibatches from the
-loaders (:class:`LoaderDomain`) instead of indexing tensors.
+negative one that is no source class, marks an unlabelled row: :func:`unlabelled`). One
+streaming pass gathers what fitting needs before training (row counts, per-feature means
+and variances, the classes or the label scale); the :class:`~transferkit.nn.Trainer` then
+draws minibatches from the loaders (:class:`LoaderDomain`) instead of indexing tensors.
 """
 
 from __future__ import annotations
@@ -83,20 +83,27 @@ def iter_batches(X: Any, name: str = "X", batch_size: int = 4096
 def moments_scaling(*moments: Moments) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and standard deviation pooled over ``moments`` (a constant
     feature's deviation taken as 1, as for arrays)."""
-    pooled = Moments(n_features=moments[0].n_features, mean=np.zeros(moments[0].n_features),
-                     m2=np.zeros(moments[0].n_features))
+    n, mean, m2 = 0, 0.0, 0.0
     for m in moments:
-        pooled._merge(m.n, m.mean, m.m2)
-    std = np.sqrt(pooled.m2 / pooled.n)
-    return pooled.mean, np.where(std > 1e-12, std, 1.0)
+        n, mean, m2 = _merge(n, mean, m2, m.n, m.mean, m.m2)
+    std = np.sqrt(m2 / n)
+    return mean, np.where(std > 1e-12, std, 1.0)
+
+
+def _merge(n_a: int, mean_a: Any, m2_a: Any, n_b: int, mean_b: Any, m2_b: Any) -> tuple:
+    """Count, mean and sum of squared deviations of two samples pooled (Chan, Golub and
+    LeVeque's update: no precision is lost to a large offset, as it is in Σx² − n·mean²)."""
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return n, mean_a + delta * (n_b / n), m2_a + m2_b + delta**2 * (n_a * n_b / n)
 
 
 @dataclass
 class Moments:
     """What one pass over a domain learns: rows, per-feature mean and sum of squared
-    deviations (float64, merged batch by batch as Chan et al. do, so a large offset costs
-    no precision), and the labels seen (distinct values while they look like classes,
-    and their sums)."""
+    deviations (float64, merged batch by batch, :func:`_merge`), and the labels seen
+    (their distinct values while they look like classes, their mean and squared
+    deviations)."""
 
     n: int = 0
     n_features: int | None = None
@@ -120,19 +127,18 @@ class Moments:
             raise InputError(f"{name} items have {x.shape[1]} features after {self.n_features} "
                              "in earlier batches; every item needs the same shape.")
         batch_mean = xd.mean(0)
-        self._merge(x.shape[0], batch_mean.numpy(), ((xd - batch_mean) ** 2).sum(0).numpy())
+        self.n, self.mean, self.m2 = _merge(self.n, self.mean, self.m2, x.shape[0],
+                                            batch_mean.numpy(),
+                                            ((xd - batch_mean) ** 2).sum(0).numpy())
         if y is None:
             return
-        yd = y.double()
-        known = yd[~torch.isnan(yd)] if yd.is_floating_point() else yd
-        if known.numel():  # the labels' mean and squared deviations, merged as the features'
-            k, mean = int(known.numel()), float(known.mean())
-            m2 = float(((known - mean) ** 2).sum())
-            total = self.n_labelled + k
-            delta = mean - self.y_mean
-            self.y_mean += delta * k / total
-            self.y_m2 += m2 + delta**2 * self.n_labelled * k / total
-            self.n_labelled = total
+        known = y.double()
+        known = known[~torch.isnan(known)]
+        if known.numel():
+            mean = float(known.mean())
+            self.n_labelled, self.y_mean, self.y_m2 = _merge(
+                self.n_labelled, self.y_mean, self.y_m2, int(known.numel()), mean,
+                float(((known - mean) ** 2).sum()))
         if self.integral:
             if not bool((known == known.round()).all()):
                 self.integral = False
@@ -141,14 +147,6 @@ class Moments:
                 self.labels.update(int(v) for v in torch.unique(known).tolist())
                 if len(self.labels) > MAX_CLASSES:
                     self.integral, self.labels = False, set()
-
-
-    def _merge(self, n: int, mean: np.ndarray, m2: np.ndarray) -> None:
-        total = self.n + n
-        delta = mean - self.mean
-        self.mean = self.mean + delta * (n / total)
-        self.m2 = self.m2 + m2 + delta**2 * (self.n * n / total)
-        self.n = total
 
 
 def unlabelled(y: torch.Tensor, classes: Any) -> torch.Tensor:
