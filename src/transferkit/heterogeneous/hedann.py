@@ -119,8 +119,8 @@ verbose, trainer_params, reinit, random_state
     def _fit_scaling(self, data: DomainData) -> None:
         # Two feature spaces: no pooled statistics; each domain is scaled on its own.
         self.n_source_features_ = data.Xs.shape[1]
-        self.source_mean_, self.source_scale_ = standard_scaling(data.Xs, self.standardize)
-        self.x_mean_, self.x_scale_ = standard_scaling(data.Xt, self.standardize)
+        self.source_mean_, self.source_scale_ = standard_scaling(data.Xs)
+        self.x_mean_, self.x_scale_ = standard_scaling(data.Xt)
 
     def _stream_scaling(self, ms: Any, mt: Any) -> None:
         from ..nn.streams import moments_scaling
@@ -128,12 +128,9 @@ verbose, trainer_params, reinit, random_state
         self.n_source_features_ = int(ms.n_features)
         self.source_mean_, self.source_scale_ = moments_scaling(ms)
         self.x_mean_, self.x_scale_ = moments_scaling(mt)
-        if not self.standardize:
-            self.source_mean_, self.source_scale_ = np.zeros(ms.n_features), np.ones(ms.n_features)
-            self.x_mean_, self.x_scale_ = np.zeros(mt.n_features), np.ones(mt.n_features)
 
     def _scale_source(self, X: np.ndarray) -> np.ndarray:
-        return (X - self.source_mean_) / self.source_scale_
+        return self._standardized(X, self.source_mean_, self.source_scale_)
 
     def _build_extra(self, nets: nn.ModuleDict, width: int, n_out: int) -> None:
         super()._build_extra(nets, width, n_out)

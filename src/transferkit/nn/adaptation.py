@@ -32,6 +32,12 @@ from .networks import cnn_encoder, image_shape, mlp
 from .trainer import Trainer, resolve_device
 
 
+def class_output(n_classes: int) -> tuple[str, int]:
+    """(:class:`SupervisedLoss` kind, head outputs) of a classification with ``n_classes``:
+    one logit for two classes, one per class otherwise."""
+    return ("binary", 1) if n_classes == 2 else ("multiclass", n_classes)
+
+
 class SupervisedLoss:
     """Cross-entropy (binary or multi-class) or squared error on labelled rows.
 
@@ -99,9 +105,7 @@ class DeepAdaptation(TransferEstimator):
         check_choice("init", self.init, ("torch", "glorot"))
         self._fit_scaling(data)
         if data.task == CLASSIFICATION:
-            n_classes = len(data.classes)
-            kind = "binary" if n_classes == 2 else "multiclass"
-            n_out = 1 if kind == "binary" else n_classes
+            kind, n_out = class_output(len(data.classes))
             ys, yt = data.ys.astype(np.float32), data.yt.astype(np.float32)
             self.y_mean_, self.y_scale_ = 0.0, 1.0
         else:
@@ -196,8 +200,7 @@ class DeepAdaptation(TransferEstimator):
                 raise SingleClassError("the source labels hold a single class; a classifier "
                                        "needs at least two classes in the source.")
             self.classes_ = np.array(sorted(ms.labels | mt.labels))
-            n_out = 1 if len(self.classes_) == 2 else len(self.classes_)
-            kind = "binary" if n_out == 1 else "multiclass"
+            kind, n_out = class_output(len(self.classes_))
             self.y_mean_, self.y_scale_ = 0.0, 1.0
         else:
             kind, n_out = "regression", 1
@@ -300,11 +303,14 @@ class DeepAdaptation(TransferEstimator):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ predict
-    def _scale(self, X: np.ndarray) -> np.ndarray:
-        """Target-domain (prediction) inputs as the encoder reads them."""
+    def _standardized(self, X: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
         if not self.standardize:
             return np.asarray(X, dtype=np.float64)
-        return (X - self.x_mean_) / self.x_scale_
+        return (X - mean) / scale
+
+    def _scale(self, X: np.ndarray) -> np.ndarray:
+        """Target-domain (prediction) inputs as the encoder reads them."""
+        return self._standardized(X, self.x_mean_, self.x_scale_)
 
     def _scale_source(self, X: np.ndarray) -> np.ndarray:
         """Source inputs as the encoder reads them (the same scaling by default)."""

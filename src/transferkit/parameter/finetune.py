@@ -14,7 +14,7 @@ from .._random import seed_from
 from .._validation import CLASSIFICATION, DomainData, check_choice, check_X, check_y
 from ..base import TransferEstimator
 from ..errors import InputError, ParameterError
-from ..nn.adaptation import SupervisedLoss
+from ..nn.adaptation import SupervisedLoss, class_output
 from ..nn.estimator import _reset_parameters, standard_scaling
 from ..nn.trainer import SCHEDULES, Trainer, resolve_device
 from ..registry import register
@@ -379,8 +379,7 @@ class FineTune(TransferEstimator):
 
     def _kind_and_targets(self, data: DomainData, y: np.ndarray, fit_scale: bool):
         if data.task == CLASSIFICATION:
-            n = len(data.classes)
-            return ("binary", 1) if n == 2 else ("multiclass", n), y.astype(np.float32)
+            return class_output(len(data.classes)), y.astype(np.float32)
         if fit_scale:
             self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std()) or 1.0
         return ("regression", 1), ((y - self.y_mean_) / self.y_scale_).astype(np.float32)

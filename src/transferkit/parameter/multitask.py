@@ -13,7 +13,7 @@ from torch import nn
 from .._random import seed_from
 from .._validation import CLASSIFICATION, _missing_mask, check_choice, check_X, infer_task
 from ..errors import InputError, NotFittedError, ParameterError
-from ..nn.adaptation import SupervisedLoss
+from ..nn.adaptation import SupervisedLoss, class_output
 from ..nn.estimator import standard_scaling
 from ..nn.networks import mlp
 from ..nn.trainer import Trainer, resolve_device
@@ -147,7 +147,7 @@ class MultiTaskNet(BaseEstimator):
         weights = self._weights(names)
         self.x_mean_, self.x_scale_ = standard_scaling(X, self.standardize)
         self.tasks_, self.task_types_, self.classes_, self._y_scaling = names, {}, {}, {}
-        kinds, tensors = [], []
+        kinds, n_outs, tensors = [], [], []
         for name, y in columns.items():
             known = ~_missing_mask(y)
             if not known.any():
@@ -163,7 +163,9 @@ class MultiTaskNet(BaseEstimator):
                                      "classification task needs two.")
                 self.classes_[name] = classes
                 encoded[known] = idx
-                kinds.append("binary" if len(classes) == 2 else "multiclass")
+                kind, n_out = class_output(len(classes))
+                kinds.append(kind)
+                n_outs.append(n_out)
             else:
                 values = y[known].astype(np.float64)
                 mean, scale = (values.mean(), values.std() or 1.0) if self.standardize \
@@ -171,6 +173,7 @@ class MultiTaskNet(BaseEstimator):
                 self._y_scaling[name] = (float(mean), float(scale))
                 encoded[known] = (values - mean) / scale
                 kinds.append("regression")
+                n_outs.append(1)
             tensors += [torch.as_tensor(encoded), torch.as_tensor(known)]
         seed = seed_from(self.random_state)
         with torch.random.fork_rng(devices=[]):
@@ -178,8 +181,7 @@ class MultiTaskNet(BaseEstimator):
             nets = nn.ModuleDict({"encoder": mlp(X.shape[1], self.hidden_layer_sizes, None)})
             width = int(self.hidden_layer_sizes[-1]) if len(self.hidden_layer_sizes) \
                 else X.shape[1]
-            for i, kind in enumerate(kinds):
-                n_out = len(self.classes_[names[i]]) if kind == "multiclass" else 1
+            for i, n_out in enumerate(n_outs):
                 nets[f"head_{i}"] = nn.Linear(width, n_out)
             uncertainty = self.task_weights == "uncertainty"
             if uncertainty:  # s_t, one per task: a bias-free Linear(1, T) saves and loads
