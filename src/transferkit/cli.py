@@ -165,17 +165,13 @@ def diagnose(
     """How the target differs from the source: drift per column, MMD test, divergences."""
     import numpy as np
 
-    from .datasets.tables import guess_id_column, load_table
+    from .datasets.tables import load_table
     from .diagnostics import diagnose as run_diagnose
+    from .pipeline import check_text_column, encode_texts, excluded_columns
 
     src, tgt = load_table(source), load_table(target)
-    drop = [c.strip() for c in ignore.split(",") if c.strip()] if ignore else []
-    drop += [c for c in {guess_id_column(src), guess_id_column(tgt)} if c and c not in drop]
-    unknown = [c for c in drop if c not in src.columns and c not in tgt.columns]
-    if unknown or (label is not None and label in drop):
-        raise InputError(f"ignore names {', '.join(map(repr, unknown or [label]))}, which is "
-                         f"{'no column' if unknown else 'the label'}; its columns are "
-                         f"{list(src.columns)}.")
+    names = [c.strip() for c in ignore.split(",") if c.strip()] if ignore else None
+    drop, _ = excluded_columns((src, tgt), names, label)
     src, tgt = (f.drop(columns=[c for c in drop if c in f.columns]) for f in (src, tgt))
     ys = yt = None
     if label is not None:
@@ -189,15 +185,9 @@ def diagnose(
     if text_column is not None:
         import pandas as pd
 
-        from .pretrained import TextEncoder
-
-        for name, frame in (("source", src), ("target", tgt)):
-            if text_column not in frame.columns:
-                raise InputError(f"the {name} table has no column {text_column!r}; its "
-                                 f"columns are {list(frame.columns)}.")
-        enc = TextEncoder(encoder or "all-MiniLM-L6-v2")
-        src, tgt = (pd.DataFrame(enc.transform(f[text_column].fillna("").astype(str).tolist()))
-                    .add_prefix(f"{enc.name}[").add_suffix("]") for f in (src, tgt))
+        check_text_column((src, tgt), text_column)
+        embedded, name = encode_texts((src, tgt), text_column, encoder)
+        src, tgt = (pd.DataFrame(Z).add_prefix(f"{name}[").add_suffix("]") for Z in embedded)
     missing = sorted(set(src.columns) ^ set(tgt.columns))
     if missing:
         raise InputError(f"source and target need the same feature columns; only one has "

@@ -247,41 +247,28 @@ def _load_encoded(source: Any, target: Any, label: str | None, text_column: str 
             raise InputError(f"every source image needs a label: put them in one subfolder "
                              f"per class under {source}.")
         enc = ImageEncoder(encoder or "efficientnet-lite0")
-        Xs, Xt = enc.transform(ps), enc.transform(pt)
+        Xs, Xt, name = enc.transform(ps), enc.transform(pt), getattr(enc, "name", encoder)
         yt = np.full(len(pt), None, dtype=object) if yt is None else yt
         kind, ignored, ids = "image folder", [], ("file", [str(p) for p in pt])
     elif text_column is not None:
         if label is None:
             raise InputError("pass label: the name of the label column of the source table.")
-        import pandas as pd
-
         from .datasets.tables import load_table, split_labels
-        from .pretrained import TextEncoder
 
         frames = [load_table(o) if isinstance(o, (str, os.PathLike)) else o
                   for o in (source, target)]
-        for name, frame in zip(("source", "target"), frames):
-            if text_column not in frame.columns:
-                raise InputError(f"the {name} table has no column {text_column!r}; its "
-                                 f"columns are {list(frame.columns)}.")
         if text_column == label:
             raise InputError(f"the text column and the label column are both {label!r}; "
                              "pass the column holding the texts as text_column.")
-        ys, yt = split_labels(frames[0], frames[1], label)  # checked before any encoding
-        _check_ignore(ignore or [], frames)
-        for name, frame in zip(("source", "target"), frames):
-            if pd.api.types.is_numeric_dtype(frame[text_column]):
-                raise InputError(f"the {name}'s text column {text_column!r} holds numbers, "
-                                 "not texts; pass the column with the texts.")
-        enc = TextEncoder(encoder or "all-MiniLM-L6-v2")
-        texts = [f[text_column].fillna("").astype(str).tolist() for f in frames]
-        Xs, Xt = enc.transform(texts[0]), enc.transform(texts[1])
+        check_text_column(frames, text_column)  # everything is checked before encoding
+        ys, yt = split_labels(frames[0], frames[1], label)
+        excluded_columns(frames, ignore, label)
+        (Xs, Xt), name = encode_texts(frames, text_column, encoder)
         kind = f"text column {text_column!r}"
         ignored = [c for c in map(str, frames[0].columns) if c not in (text_column, label)]
         ids = _target_ids(frames[1], ignored, ignore)
     else:
         return None
-    name = getattr(enc, "name", encoder)
     return {"Xs": np.asarray(Xs), "ys": _labels_with_missing(ys), "Xt": np.asarray(Xt),
             "yt": yt, "feature_names": [f"{name}[{i}]" for i in range(np.shape(Xs)[1])],
             "source": str(source) if isinstance(source, (str, os.PathLike)) else "DataFrame",
@@ -292,9 +279,6 @@ def _load_encoded(source: Any, target: Any, label: str | None, text_column: str 
 
 def _load(source: Any, target: Any, label: str | None, text_column: str | None = None,
           encoder: str | None = None, ignore: Sequence[str] | None = None) -> dict[str, Any]:
-    if ignore and label in ignore:
-        raise InputError(f"ignore names the label column {label!r}; the label is never a "
-                         "feature, leave it out of ignore.")
     if source is not None and target is not None:
         encoded = _load_encoded(source, target, label, text_column, encoder, ignore)
         if encoded is not None:
@@ -315,7 +299,7 @@ def _load(source: Any, target: Any, label: str | None, text_column: str | None =
         raise InputError("pass both a source and a target table (or neither, for the demo).")
     if label is None:
         raise InputError("pass label: the name of the label column of the source table.")
-    from .datasets.tables import guess_id_column, load_table, split_domains, suspicious_columns
+    from .datasets.tables import load_table, split_domains, suspicious_columns
 
     frames, names = [], []
     for obj in (source, target):
@@ -325,11 +309,7 @@ def _load(source: Any, target: Any, label: str | None, text_column: str | None =
         else:
             frames.append(obj)
             names.append(f"DataFrame {getattr(obj, 'shape', '')}")
-    _check_ignore(ignore or [], frames)
-    named = list(ignore or [])
-    # columns named id, index or row_id are never features, whatever else is left out
-    ignore = named + sorted({c for f in frames if (c := guess_id_column(f)) is not None}
-                            - set(named))
+    ignore, named = excluded_columns(frames, ignore, label)
     Xs, ys, Xt, yt, feature_names = split_domains(frames[0], frames[1], label, ignore=ignore)
     used = [c for c in map(str, frames[0].columns) if c != label and c not in ignore]
     return {"Xs": Xs, "ys": ys, "Xt": Xt, "yt": yt, "feature_names": feature_names,
@@ -338,11 +318,46 @@ def _load(source: Any, target: Any, label: str | None, text_column: str | None =
             "target_ids": _target_ids(frames[1], ignore, named)}
 
 
-def _check_ignore(ignore: Sequence[str], frames: Sequence[Any]) -> None:
-    unknown = [c for c in ignore if not any(c in map(str, f.columns) for f in frames)]
+def excluded_columns(frames: Sequence[Any], ignore: Sequence[str] | None,
+                     label: str | None = None) -> tuple[list[str], list[str]]:
+    """The table columns that are not features (those ``ignore`` names, then any named
+    id, index or row_id), and the named ones; ``run`` and ``diagnose`` share it."""
+    from .datasets.tables import guess_id_column
+
+    named = list(ignore or [])
+    if label is not None and label in named:
+        raise InputError(f"ignore names the label column {label!r}; the label is never a "
+                         "feature, leave it out of ignore.")
+    unknown = [c for c in named if not any(c in map(str, f.columns) for f in frames)]
     if unknown:
         raise InputError(f"ignore names {', '.join(map(repr, unknown))}, which neither table "
                          f"has; its columns are {', '.join(map(str, frames[0].columns))}.")
+    ids = sorted({c for f in frames if (c := guess_id_column(f)) is not None} - set(named))
+    return named + ids, named
+
+
+def check_text_column(frames: Sequence[Any], text_column: str) -> None:
+    """Both tables hold ``text_column``, and it holds text."""
+    import pandas as pd
+
+    for name, frame in zip(("source", "target"), frames):
+        if text_column not in frame.columns:
+            raise InputError(f"the {name} table has no column {text_column!r}; its "
+                             f"columns are {list(frame.columns)}.")
+        if pd.api.types.is_numeric_dtype(frame[text_column]):
+            raise InputError(f"the {name}'s text column {text_column!r} holds numbers, "
+                             "not texts; pass the column with the texts.")
+
+
+def encode_texts(frames: Sequence[Any], text_column: str, encoder: str | None
+                 ) -> tuple[list[np.ndarray], str]:
+    """Each table's ``text_column`` embedded by a pretrained sentence encoder, and the
+    encoder's name."""
+    from .pretrained import TextEncoder
+
+    enc = TextEncoder(encoder or "all-MiniLM-L6-v2")
+    return [enc.transform(f[text_column].fillna("").astype(str).tolist())
+            for f in frames], getattr(enc, "name", encoder)
 
 
 def _target_ids(target: Any, ignored: Sequence[str], named: Sequence[str] | None = None
@@ -610,7 +625,7 @@ def execute(output: str | os.PathLike = "transferkit-output", source: Any = None
     if task == CLASSIFICATION and known.size and len(np.unique(known.astype(str))) == 1:
         chance = None  # "better than chance" means nothing when every row is one class
         warnings.append(f"the {known.size} labelled target rows all hold one class "
-                        f"({getattr(known[0], 'item', lambda: known[0])()!r}): their "
+                        f"({known.tolist()[0]!r}): their "
                         "accuracy says little about the others.")
     verdict = judge(board, choice, shift, chance=chance)
     summary: dict[str, Any] = {

@@ -159,6 +159,13 @@ def _labels(s: pd.Series) -> np.ndarray:
     return s.astype(object).where(~missing, np.nan).to_numpy(dtype=object)
 
 
+def _check_label_column(source_df: pd.DataFrame, label: str) -> None:
+    if label not in source_df.columns:
+        raise MissingColumnError(
+            f"the source has no column {label!r}; its columns are "
+            f"{', '.join(map(str, source_df.columns))}. Pass the label column's name.")
+
+
 def split_labels(source_df: pd.DataFrame, target_df: pd.DataFrame, label: str
                  ) -> tuple[np.ndarray, np.ndarray]:
     """The label columns ``ys, yt`` of a source and a target table.
@@ -167,10 +174,7 @@ def split_labels(source_df: pd.DataFrame, target_df: pd.DataFrame, label: str
     unlabelled) or leave cells empty (NaN). Raises :class:`MissingColumnError` or
     :class:`InputError` saying how to fix the table.
     """
-    if label not in source_df.columns:
-        raise MissingColumnError(
-            f"the source has no column {label!r}; its columns are "
-            f"{', '.join(map(str, source_df.columns))}. Pass the label column's name.")
+    _check_label_column(source_df, label)
     ys = _labels(source_df[label])
     n_missing = int(pd.isna(source_df[label]).sum())
     if n_missing:
@@ -219,8 +223,7 @@ def split_domains(source_df: pd.DataFrame, target_df: pd.DataFrame, label: str, 
     InputError
         Empty source labels or feature cells, or a column mixing numbers and text.
     """
-    if label not in source_df.columns:
-        split_labels(source_df, target_df, label)  # raises MissingColumnError
+    _check_label_column(source_df, label)
     source_df, target_df = _str_columns(source_df), _str_columns(target_df)
     if ignore is None:
         ignore = [c for c in (guess_id_column(source_df), guess_id_column(target_df)) if c]
